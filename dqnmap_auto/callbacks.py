@@ -1,0 +1,115 @@
+"""Record consumers that are not tied to Optuna or MLflow: the console progress bar and the JSONL writer.
+
+A record is a flat ``dict[str, float]`` with at least ``step`` (env steps done). Kinds of record:
+episode (``episodic_return``, ``episode_length``), training (``loss``, ``q_mean``, ``epsilon``, ``sps``,
+``hp/<name>``, ``hypergrad/<name>``) and evaluation (``eval_return``, ``eval_return_std``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from dqnmap_auto.trainer import Trainer, TrainResult
+
+Record = dict[str, float]
+
+
+class Callback:
+    """Hooks the Trainer calls; ``on_record`` returning ``False`` stops training after the current step."""
+
+    def on_start(self, trainer: Trainer) -> None:
+        """Called once before the first env step."""
+
+    def on_record(self, record: Record) -> bool | None:
+        """Called for every record, in step order."""
+        return None
+
+    def on_end(self, result: TrainResult) -> None:
+        """Called once after the final evaluation."""
+
+
+class JsonlWriter(Callback):
+    """Appends every record as one JSON line (flushed at each evaluation and at the end)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: TextIO | None = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def on_record(self, record: Record) -> None:
+        assert self._file is not None, "on_start was not called"
+        self._file.write(json.dumps(record) + "\n")
+        if "eval_return" in record:
+            self._file.flush()
+
+    def on_end(self, result: TrainResult) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class RecordCollector(Callback):
+    """Keeps every record in memory (notebooks, tests, plots)."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def on_record(self, record: Record) -> None:
+        self.records.append(record)
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(steps, values) of the records that carry ``key``."""
+        rows = [(r["step"], r[key]) for r in self.records if key in r]
+        return [s for s, _ in rows], [v for _, v in rows]
+
+
+class ProgressBar(Callback):
+    """Console bar over env steps: SPS, last eval return, current learning rate and gamma."""
+
+    def __init__(self, *, description: str = "train", leave: bool = True) -> None:
+        self.description = description
+        self.leave = leave
+        self._bar: tqdm | None = None
+        self._last_step = 0
+        self._postfix: dict[str, str] = {}
+
+    def on_start(self, trainer: Trainer) -> None:
+        self._bar = tqdm(
+            total=trainer.config.training.total_steps,
+            desc=self.description,
+            unit="step",
+            leave=self.leave,
+            dynamic_ncols=True,
+        )
+        self._last_step = trainer.step
+
+    def on_record(self, record: Record) -> None:
+        if self._bar is None:
+            return
+        if "sps" in record:
+            self._postfix["sps"] = f"{record['sps']:.0f}"
+            self._postfix["lr"] = f"{record['hp/lr']:.2e}"
+            self._postfix["gamma"] = f"{record['hp/gamma']:.4f}"
+        if "eval_return" in record:
+            self._postfix["eval"] = f"{record['eval_return']:.1f}"
+        step = int(record["step"])
+        if step > self._last_step:
+            self._bar.update(step - self._last_step)
+            self._last_step = step
+            self._bar.set_postfix(self._postfix, refresh=False)
+
+    def on_end(self, result: TrainResult) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,301 @@
+"""The typed training configuration: one pydantic model per section, loaded from YAML.
+
+A YAML file may also carry a ``study`` section (the Optuna study spec, see ``dqnmap_auto.tuning``); the train
+config is then the spec's *base*, so ``dqnmap-auto train studies/cartpole.yaml`` trains the base configuration.
+Every validation problem is turned into a :class:`ConfigError` whose message names the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dqnmap_auto.errors import ConfigError
+
+#: Hyperparameters the self-tuning engine knows how to tune.
+TUNABLE_PARAMS: tuple[str, ...] = ("lr", "gamma", "huber_delta", "tau")
+#: Keys of a YAML file that belong to the study spec, not to the train config.
+STUDY_KEYS: tuple[str, ...] = ("study",)
+
+
+class _Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvConfig(_Section):
+    id: str = Field("CartPole-v1", description="gymnasium environment id.")
+    n_envs: int = Field(1, ge=1, description="Parallel training envs (gymnasium SyncVectorEnv).")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments to gym.make.")
+
+
+class AgentConfig(_Section):
+    """DQN settings. Defaults are rl-zoo3's tuned CartPole-v1 row (REFERENCE.md section 1)."""
+
+    lr: float = Field(2.3e-3, gt=0, description="Adam learning rate (initial value when self-tuned).")
+    gamma: float = Field(0.99, gt=0, lt=1, description="Discount factor (initial value when self-tuned).")
+    batch_size: int = Field(64, ge=1)
+    buffer_size: int = Field(100_000, ge=1, description="Replay capacity in transitions.")
+    learning_starts: int = Field(1000, ge=0, description="Env steps of pure exploration before learning.")
+    train_freq: int = Field(256, ge=1, description="Env steps (per env) between two training phases.")
+    gradient_steps: int = Field(
+        128, ge=-1, description="Gradient steps per training phase; -1 means as many as env steps collected."
+    )
+    target_update_interval: int = Field(10, ge=1, description="Env steps between target-network updates.")
+    tau: float = Field(1.0, gt=0, le=1, description="Target smoothing: 1 is a hard copy, <1 a Polyak update.")
+    huber_delta: float = Field(1.0, gt=0, description="Huber loss threshold on the TD error.")
+    double_dqn: bool = Field(False, description="Select next actions with the online net (van Hasselt 2016).")
+    net_arch: list[int] = Field(default_factory=lambda: [256, 256], description="Hidden layer widths.")
+    activation: Literal["relu", "tanh", "elu", "gelu", "silu"] = "relu"
+    max_grad_norm: float = Field(10.0, gt=0, description="Global gradient-norm clip (SB3 default).")
+    adam_eps: float = Field(1e-8, gt=0)
+    exploration_fraction: float = Field(0.16, ge=0, le=1, description="Share of the run spent decaying eps.")
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
+    exploration_final_eps: float = Field(0.04, ge=0, le=1)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when present, else cpu.")
+
+    @field_validator("net_arch")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        if not widths or any(w < 1 for w in widths):
+            raise ValueError(f"must be a non-empty list of positive widths, got {widths}")
+        return widths
+
+
+class TrainingConfig(_Section):
+    total_steps: int = Field(50_000, ge=1, description="Env steps (summed over envs) to train for.")
+    seed: int = Field(0, ge=0, description="Fixes envs, network init, replay sampling and exploration.")
+    eval_every: int = Field(
+        10_000, ge=0, description="Env steps between evaluations; 0 evaluates at the end only."
+    )
+    eval_episodes: int = Field(10, ge=1, description="Greedy episodes per evaluation.")
+    final_eval_episodes: int = Field(20, ge=1, description="Greedy episodes of the final evaluation.")
+    log_every: int = Field(1000, ge=1, description="Env steps between training records (loss, hp/*, sps).")
+    torch_threads: int = Field(1, ge=1, description="torch intra-op threads (1 is fastest for small MLPs).")
+
+
+class ParamBounds(_Section):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParamBounds:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
+            raise ValueError(f"need finite low < high, got low={self.low}, high={self.high}")
+        return self
+
+
+def _default_bounds() -> dict[str, ParamBounds]:
+    return {
+        "lr": ParamBounds(low=1e-5, high=0.1),
+        "gamma": ParamBounds(low=0.8, high=0.9995),
+        "huber_delta": ParamBounds(low=0.05, high=100.0),
+        "tau": ParamBounds(low=0.01, high=0.999),
+    }
+
+
+class SelfTuningConfig(_Section):
+    """The inner loop: hyperparameters that follow their hypergradient during training."""
+
+    enabled: bool = True
+    mode: Literal["hd", "meta"] = Field(
+        "meta", description="hd: hypergradient descent on lr only; meta: lookahead meta-gradient."
+    )
+    params: list[str] = Field(
+        default_factory=lambda: ["lr", "gamma", "huber_delta", "tau"],
+        description="Which hyperparameters self-tune (hd mode tunes lr only).",
+    )
+    meta_lr: float = Field(0.01, gt=0, description="Step size of the meta-optimizer (Adam in meta mode).")
+    hd_lr: float = Field(
+        0.02, gt=0, description="hd mode: log-lr step per gradient step times cos(g_t, u_t-1)."
+    )
+    interval: int = Field(16, ge=1, description="meta mode: gradient steps between two meta-updates.")
+    lookahead: int = Field(
+        2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
+    )
+    hypergrad_clip: float = Field(1.0, gt=0, description="Clip on the norm of the hypergradient vector.")
+    bounds: dict[str, ParamBounds] = Field(default_factory=_default_bounds)
+    reference: dict[str, float] = Field(
+        default_factory=lambda: {"gamma": 0.99, "huber_delta": 1.0},
+        description="Fixed values used by the outer (meta) loss, so tuned values cannot collapse.",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: list[str]) -> list[str]:
+        unknown = sorted(set(params) - set(TUNABLE_PARAMS))
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {unknown}; tunable: {list(TUNABLE_PARAMS)}")
+        return list(dict.fromkeys(params))
+
+    @field_validator("bounds")
+    @classmethod
+    def _merge_default_bounds(cls, bounds: dict[str, ParamBounds]) -> dict[str, ParamBounds]:
+        unknown = sorted(set(bounds) - set(TUNABLE_PARAMS))
+        if unknown:
+            raise ValueError(f"bounds for unknown hyperparameter(s) {unknown}")
+        merged = _default_bounds()
+        merged.update(bounds)
+        for name in ("gamma", "tau"):
+            if not 0 < merged[name].low < merged[name].high < 1:
+                raise ValueError(f"{name} bounds must lie strictly inside (0, 1)")
+        if merged["lr"].low <= 0 or merged["huber_delta"].low <= 0:
+            raise ValueError("lr and huber_delta bounds must be positive")
+        return merged
+
+    @field_validator("reference")
+    @classmethod
+    def _known_references(cls, reference: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(reference) - {"gamma", "huber_delta"})
+        if unknown:
+            raise ValueError(f"reference values exist for gamma and huber_delta only, got {unknown}")
+        merged = {"gamma": 0.99, "huber_delta": 1.0} | reference
+        if not 0 < merged["gamma"] < 1 or merged["huber_delta"] <= 0:
+            raise ValueError(f"reference values out of range: {merged}")
+        return merged
+
+    def tuned(self) -> list[str]:
+        """The hyperparameters that actually self-tune with this mode."""
+        if not self.enabled:
+            return []
+        if self.mode == "hd":
+            return ["lr"] if "lr" in self.params else []
+        return list(self.params)
+
+
+class TrainConfig(_Section):
+    """Everything one training run needs. Sections mirror the YAML file."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    self_tuning: SelfTuningConfig = Field(default_factory=SelfTuningConfig)
+
+
+def format_validation_error(error: ValidationError, *, prefix: str = "") -> str:
+    """One line naming every bad field, e.g. ``agent.lr: Input should be greater than 0 (got -1)``."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif "input" in item and not isinstance(item["input"], dict):
+            message += f" (got {item['input']!r})"
+        parts.append(f"{location or '<root>'}: {message}")
+    return "; ".join(parts)
+
+
+def validate_train_config(data: dict[str, Any]) -> TrainConfig:
+    """Validate a plain mapping (study keys already removed) into a :class:`TrainConfig`."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if data is None:
+        raise ConfigError(f"{path}: file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def split_study_keys(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a YAML mapping into (train config part, study spec part)."""
+    train = {k: v for k, v in data.items() if k not in STUDY_KEYS}
+    study = {k: v for k, v in data.items() if k in STUDY_KEYS}
+    return train, study
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config mapping.
+
+    Paths are checked against the config model, so a typo is an error instead of a silently ignored key.
+    """
+    result = _deep_copy(data)
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"--set {override!r}: expected key=value")
+        key, raw_value = override.split("=", 1)
+        key = key.strip()
+        _check_path(key)
+        try:
+            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+        except yaml.YAMLError:
+            value = raw_value
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _check_path(key: str) -> None:
+    """Raise ConfigError unless ``key`` is a dotted path to a field of :class:`TrainConfig`."""
+    model: type[BaseModel] | None = TrainConfig
+    parts = key.split(".")
+    for index, part in enumerate(parts):
+        if model is None:
+            # Inside a free-form mapping (env.kwargs, self_tuning.bounds, ...): any key is allowed there.
+            return
+        field = model.model_fields.get(part)
+        if field is None:
+            raise ConfigError(f"--set {key}: unknown field {'.'.join(parts[: index + 1])!r}")
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if model is not None and index == len(parts) - 1:
+            raise ConfigError(f"--set {key}: is a section, give one of its fields")
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def load_train_config(
+    path: str | Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    seed: int | None = None,
+    steps: int | None = None,
+) -> TrainConfig:
+    """Load a train config (or a study spec's base) from YAML, apply overrides, validate."""
+    train_part, _ = split_study_keys(read_yaml_mapping(path))
+    train_part = apply_overrides(train_part, overrides)
+    if seed is not None:
+        train_part = apply_overrides(train_part, [f"training.seed={seed}"])
+    if steps is not None:
+        train_part = apply_overrides(train_part, [f"training.total_steps={steps}"])
+    return validate_train_config(train_part)
+
+
+def dump_config(config: TrainConfig) -> str:
+    """The resolved config as YAML (round-trips through :func:`load_train_config`)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,73 @@
+"""gymnasium environment construction: the training vector env and the evaluation env.
+
+Training uses a ``SyncVectorEnv`` in SAME_STEP autoreset mode, so the true last observation of an episode
+arrives in ``info["final_obs"]`` with the step that ended it (the transition stored in replay is exact), and
+``RecordEpisodeStatistics`` supplies episode returns and lengths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from dqnmap_auto.config import EnvConfig
+from dqnmap_auto.errors import ConfigError, EnvCreationError
+
+#: Offset between the training seed and the evaluation env's seeds, so the two never share episodes.
+EVAL_SEED_OFFSET = 10_000
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ConfigError if ``env_id`` is not registered with gymnasium."""
+    if env_id not in gym.registry:
+        close = [name for name in gym.registry if name.lower().startswith(env_id.split("-")[0].lower())][:3]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"env.id: unknown gymnasium environment {env_id!r}{hint}")
+
+
+def make_train_envs(config: EnvConfig, seed: int) -> gym.vector.VectorEnv:
+    """The training vector env, seeded (envs get seed, seed+1, ...) and recording episode statistics."""
+    check_env_id(config.id)
+    try:
+        envs = gym.make_vec(
+            config.id,
+            num_envs=config.n_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            **config.kwargs,
+        )
+    except Exception as error:  # gymnasium raises many types for bad kwargs / missing extras
+        raise EnvCreationError(f"env: cannot create {config.id!r}: {error}".splitlines()[0]) from None
+    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
+        envs.close()
+        raise ConfigError(
+            f"env.id: {config.id} has a {type(envs.single_action_space).__name__} action space; "
+            "DQN needs Discrete actions"
+        )
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def make_eval_env(config: EnvConfig) -> gym.Env:
+    """A single env for greedy evaluation; its episodes are seeded by :func:`evaluation_seeds`."""
+    check_env_id(config.id)
+    return gym.make(config.id, **config.kwargs)
+
+
+def evaluation_seeds(seed: int, n_episodes: int) -> list[int]:
+    """The same episode seeds at every evaluation, so successive evaluations are comparable."""
+    return [seed + EVAL_SEED_OFFSET + i for i in range(n_episodes)]
+
+
+def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+    """``next_obs`` with the true terminal observation put back for envs whose episode just ended."""
+    if not done.any():
+        return next_obs
+    real_next = next_obs.copy()
+    for index in np.flatnonzero(done):
+        real_next[index] = infos["final_obs"][index]
+    return real_next

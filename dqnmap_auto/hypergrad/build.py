@@ -1,0 +1,48 @@
+"""Build the tuner a config asks for."""
+
+from __future__ import annotations
+
+import torch
+
+from dqnmap_auto.agent.dqn import DQNAgent
+from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.hypergrad.hd import HypergradientDescentTuner
+from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
+from dqnmap_auto.hypergrad.space import HyperSpace
+from dqnmap_auto.hypergrad.tuner import FixedTuner
+
+
+def build_space(
+    config: TrainConfig, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> HyperSpace:
+    """The hyperparameter space: all four values, the ones ``self_tuning`` selects as tuned."""
+    agent, tuning = config.agent, config.self_tuning
+    initial = {"lr": agent.lr, "gamma": agent.gamma, "huber_delta": agent.huber_delta, "tau": agent.tau}
+    bounds = {name: (b.low, b.high) for name, b in tuning.bounds.items()}
+    return HyperSpace(initial, tuning.tuned(), bounds, dtype=dtype, device=device)
+
+
+def build_tuner(config: TrainConfig, agent: DQNAgent) -> FixedTuner:
+    """FixedTuner, HypergradientDescentTuner or MetaGradientTuner, by ``config.self_tuning``."""
+    space = build_space(config, dtype=agent.dtype, device=agent.device)
+    tuning = config.self_tuning
+    if not space.names:
+        return FixedTuner(space, agent)
+    if tuning.mode == "hd":
+        return HypergradientDescentTuner(space, agent, beta=tuning.hd_lr)
+    settings = LookaheadSettings(
+        lookahead=tuning.lookahead,
+        reference_gamma=tuning.reference["gamma"],
+        reference_delta=tuning.reference["huber_delta"],
+        max_grad_norm=config.agent.max_grad_norm,
+        double_dqn=config.agent.double_dqn,
+        adam_eps=config.agent.adam_eps,
+    )
+    return MetaGradientTuner(
+        space,
+        agent,
+        settings=settings,
+        meta_lr=tuning.meta_lr,
+        interval=tuning.interval,
+        clip=tuning.hypergrad_clip,
+    )

@@ -1,0 +1,49 @@
+"""What ``dqnmap-auto train`` writes: model.pt, metrics.jsonl, eval.json and the resolved config.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dqnmap_auto.config import TrainConfig, dump_config
+from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.evaluation import EvalResult
+
+RUN_FILES = ("model.pt", "metrics.jsonl", "eval.json", "config.yaml")
+
+
+def prepare_run_dir(out: str | Path, *, overwrite: bool) -> Path:
+    """Create ``out``; refuse to mix a new run into one that is already there unless ``overwrite``."""
+    out = Path(out)
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"--out {out}: already holds a run ({', '.join(existing)}); "
+            "choose another directory or pass --overwrite"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--out {out}: not writable ({error.strerror or error})") from None
+    for name in existing:
+        (out / name).unlink()
+    return out
+
+
+def write_config(out: Path, config: TrainConfig) -> None:
+    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+
+
+def write_results(out: Path, model_state: dict[str, torch.Tensor], final_eval: EvalResult) -> None:
+    torch.save(model_state, out / "model.pt")
+    (out / "eval.json").write_text(json.dumps(final_eval.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_model_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a saved state_dict safely (``weights_only=True``: no pickled code runs)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
