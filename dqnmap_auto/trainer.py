@@ -168,83 +168,108 @@ class Trainer:
         return (evaluator or self.evaluator)(self.agent.greedy_actions)
 
     # -- the loop ---------------------------------------------------------------------------------------
-    def run(self) -> TrainResult:
-        """Train for ``training.total_steps`` env steps (or until a callback stops it), then evaluate."""
-        config, agent = self.config, self.agent
-        training = config.training
-        target_every = max(config.agent.target_update_interval // self.n_envs, 1)
+    def start(self) -> None:
+        """Reset the envs and tell the callbacks; call once before :meth:`train_until`."""
         for callback in self.callbacks:
             callback.on_start(self)
+        training = self.config.training
+        self._obs, _ = self.envs.reset(seed=training.seed)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._q_sum = torch.zeros((), device=self.device)
+        self._n_updates = 0
+        self._next_log = training.log_every
+        self._next_eval = training.eval_every if training.eval_every > 0 else None
+        self._last_time, self._last_step, self._eval_seconds = time.perf_counter(), 0, 0.0
+
+    @property
+    def done(self) -> bool:
+        """True once the step budget is spent or a callback asked to stop."""
+        return self._stop or self.step >= self.config.training.total_steps
+
+    def train_until(self, step: int) -> None:
+        """Run the loop until ``step`` env steps are done (or :attr:`done`); periodic evaluations included.
+
+        Several trainers can be advanced in turn this way (the seeds of one Optuna trial).
+        """
+        config, agent, training = self.config, self.agent, self.config.training
+        target_every = max(config.agent.target_update_interval // self.n_envs, 1)
+        stop_at = min(step, training.total_steps)
+        while self.step < stop_at and not self._stop:
+            epsilon = self.epsilon()
+            actions = agent.act(self._obs, epsilon, self.rng)
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            done = terminated | truncated
+            # Store the true last observation of an episode; only termination stops bootstrapping.
+            self.replay.add(self._obs, actions, rewards, final_observations(next_obs, done, infos), terminated)
+            self._obs = next_obs
+            self.step += self.n_envs
+            self.vector_steps += 1
+            self._emit_episodes(infos)
+
+            if self.vector_steps % target_every == 0:
+                agent.update_target(self.tuner.tau)
+            if self.step > config.agent.learning_starts and self.vector_steps % config.agent.train_freq == 0:
+                phase_loss, phase_q, phase_n = self._train_phase()
+                self._loss_sum += phase_loss
+                self._q_sum += phase_q
+                self._n_updates += phase_n
+            if self.step >= self._next_log:
+                self._emit_training_record(epsilon)
+            if self._next_eval is not None and self.step >= self._next_eval:
+                self._next_eval += training.eval_every
+                if self.step < training.total_steps:  # the final evaluation covers the last step
+                    started = time.perf_counter()
+                    self._emit_eval(self.evaluate())
+                    self._eval_seconds += time.perf_counter() - started
+
+    def _emit_training_record(self, epsilon: float) -> None:
+        now = time.perf_counter()
+        record: Record = {"step": self.step, "epsilon": epsilon}
+        if self._n_updates:
+            record["loss"] = float(self._loss_sum) / self._n_updates
+            record["q_mean"] = float(self._q_sum) / self._n_updates
+        record["sps"] = (self.step - self._last_step) / max(now - self._last_time - self._eval_seconds, 1e-9)
+        record.update(self.tuner.records())
+        self._emit(record)
+        self._loss_sum.zero_()
+        self._q_sum.zero_()
+        self._n_updates, self._last_time, self._last_step, self._eval_seconds = 0, now, self.step, 0.0
+        self._next_log += self.config.training.log_every
+
+    def finish(self) -> TrainResult:
+        """Final evaluation (skipped when a callback stopped the run), close the envs, tell the callbacks."""
         try:
-            obs, _ = self.envs.reset(seed=training.seed)
-            loss_sum = torch.zeros((), device=self.device)
-            q_sum = torch.zeros((), device=self.device)
-            n_updates = 0
-            next_log = training.log_every
-            next_eval = training.eval_every if training.eval_every > 0 else None
-            last_time, last_step, eval_seconds = time.perf_counter(), 0, 0.0
-            while self.step < training.total_steps and not self._stop:
-                epsilon = self.epsilon()
-                actions = agent.act(obs, epsilon, self.rng)
-                next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
-                done = terminated | truncated
-                # Store the true last observation of an episode; only termination stops bootstrapping.
-                self.replay.add(obs, actions, rewards, final_observations(next_obs, done, infos), terminated)
-                obs = next_obs
-                self.step += self.n_envs
-                self.vector_steps += 1
-                self._emit_episodes(infos)
-
-                if self.vector_steps % target_every == 0:
-                    agent.update_target(self.tuner.tau)
-                if (
-                    self.step > config.agent.learning_starts
-                    and self.vector_steps % config.agent.train_freq == 0
-                ):
-                    phase_loss, phase_q, phase_n = self._train_phase()
-                    loss_sum += phase_loss
-                    q_sum += phase_q
-                    n_updates += phase_n
-
-                if self.step >= next_log:
-                    now = time.perf_counter()
-                    record: Record = {"step": self.step, "epsilon": epsilon}
-                    if n_updates:
-                        record["loss"] = float(loss_sum) / n_updates
-                        record["q_mean"] = float(q_sum) / n_updates
-                    record["sps"] = (self.step - last_step) / max(now - last_time - eval_seconds, 1e-9)
-                    record.update(self.tuner.records())
-                    self._emit(record)
-                    loss_sum.zero_()
-                    q_sum.zero_()
-                    n_updates, last_time, last_step, eval_seconds = 0, now, self.step, 0.0
-                    next_log += training.log_every
-                if next_eval is not None and self.step >= next_eval:
-                    next_eval += training.eval_every
-                    if self.step < training.total_steps:  # the final evaluation covers the last step
-                        started = time.perf_counter()
-                        self._emit_eval(self.evaluate())
-                        eval_seconds += time.perf_counter() - started
             if self._stop and self._last_eval is not None:
                 final = self._last_eval  # stopped by a callback (pruned): no need for another evaluation
             else:
                 final = self.evaluate(self.final_evaluator)
                 self._emit_eval(final)
-            result = TrainResult(
-                final_eval=final,
-                steps=self.step,
-                hyperparams=self.tuner.space.current(),
-                initial_hyperparams=self.initial_hyperparams,
-                stopped_early=self._stop,
-                eval_history=list(self.eval_history),
-            )
         finally:
             self.close()
+        result = TrainResult(
+            final_eval=final,
+            steps=self.step,
+            hyperparams=self.tuner.space.current(),
+            initial_hyperparams=self.initial_hyperparams,
+            stopped_early=self._stop,
+            eval_history=list(self.eval_history),
+        )
         for callback in self.callbacks:
             callback.on_end(result)
         return result
 
+    def run(self) -> TrainResult:
+        """Train for ``training.total_steps`` env steps (or until a callback stops it), then evaluate."""
+        try:
+            self.start()
+            self.train_until(self.config.training.total_steps)
+        except BaseException:
+            self.close()
+            raise
+        return self.finish()
+
     def close(self) -> None:
+        """Release the envs (idempotent)."""
         self.envs.close()
         self.evaluator.close()
         self.final_evaluator.close()

@@ -4,7 +4,8 @@ With theta_t = theta_{t-1} - lr * u_{t-1} (u: the Adam direction of the previous
 
     dL(theta_t) / d lr = -g_t . u_{t-1}            (g_t: the raw gradient at theta_t)
 
-and in z = log lr the hypergradient is lr times that. The update is the normalised multiplicative form
+and in z = log lr the hypergradient is lr times that: -g_t . (theta_{t-1} - theta_t), no division needed.
+The update is the normalised multiplicative form
 
     z <- clamp(z + beta * cos(g_t, u_{t-1}), log low, log high)
 
@@ -13,6 +14,8 @@ parameter copy and one dot product per gradient step.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -30,42 +33,46 @@ class HypergradientDescentTuner(FixedTuner):
             raise ValueError(f"hd mode tunes lr only, got {space.names}")
         super().__init__(space, agent)
         self.beta = beta
-        self._previous_direction: list[torch.Tensor] | None = None
+        self._z_low, self._z_high = (math.log(b) for b in space.bounds["lr"])
+        # Preallocated parameter copies: theta_t before the step, then the step lr_t * u_t taken from it.
+        self._scratch = [torch.empty_like(p) for p in agent.params]
+        self._previous_step: list[torch.Tensor] | None = None
 
     def _on_gradients(self, grads: list[torch.Tensor]) -> None:
         """Between backward and the optimizer step: follow the hypergradient, then let this step use it."""
-        u = self._previous_direction
-        if u is None:
+        step = self._previous_step  # theta_{t-1} - theta_t = lr * u_{t-1}
+        if step is None:
             return
-        dot = torch.stack([(g * d).sum() for g, d in zip(grads, u, strict=True)]).sum()
-        g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        u_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(u)))
-        hypergrad_z = -self._values["lr"] * dot  # dL/dz, z = log lr
-        self.space.set_hypergrad(hypergrad_z.reshape(1))
-        cosine = dot / (g_norm * u_norm + 1e-12)
-        if torch.isfinite(cosine):
-            with torch.no_grad():
-                self.space.z.add_(self.beta * cosine)
-            self.space.clamp_()
-            self._refresh()
+        dot = torch.stack([(g * d).sum() for g, d in zip(grads, step, strict=True)]).sum()
+        norms = torch.stack(torch._foreach_norm(grads) + torch._foreach_norm(step))
+        g_norm = torch.linalg.vector_norm(norms[: len(grads)])
+        step_norm = torch.linalg.vector_norm(norms[len(grads) :])
+        hypergrad_z, cosine = torch.stack([-dot, dot / (g_norm * step_norm + 1e-30)]).tolist()  # one sync
+        if not math.isfinite(cosine):
+            return
+        self.space.last_hypergrad["lr"] = hypergrad_z  # dL/dz = -lr g.u = -g.(lr u)
+        z = min(max(math.log(self._values["lr"]) + self.beta * cosine, self._z_low), self._z_high)
+        with torch.no_grad():
+            self.space.z.fill_(z)
+        self._values["lr"] = math.exp(z)
+        self.agent.set_lr(self._values["lr"])
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        before = [p.detach().clone() for p in self.agent.params]
+        before = self._scratch
+        torch._foreach_copy_(before, [p.detach() for p in self.agent.params])
         loss, q_mean = self.agent.gradient_step(
             batch, self.gamma, self.huber_delta, q_t_target=q_t_target, on_gradients=self._on_gradients
         )
-        # u_t = (theta_t - theta_{t+1}) / lr_t: the Adam direction this step followed.
-        lr = self.agent.lr
-        direction = torch._foreach_sub(before, [p.detach() for p in self.agent.params])
-        torch._foreach_div_(direction, lr)
-        self._previous_direction = direction
+        torch._foreach_sub_(before, [p.detach() for p in self.agent.params])  # now lr_t * u_t
+        self._scratch = self._previous_step or [torch.empty_like(p) for p in self.agent.params]
+        self._previous_step = before
         return loss, q_mean
 
     def state_dict(self) -> dict[str, object]:
-        return {**super().state_dict(), "previous_direction": self._previous_direction}
+        return {**super().state_dict(), "previous_step": self._previous_step}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         super().load_state_dict(state)
-        self._previous_direction = state.get("previous_direction")  # type: ignore[assignment]
+        self._previous_step = state.get("previous_step")  # type: ignore[assignment]

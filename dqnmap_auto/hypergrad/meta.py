@@ -12,19 +12,20 @@ would be minimised by gamma -> 0 and delta -> 0. tau acts only through later tar
 only when K >= 2: its Polyak update runs between the inner steps (a compressed stand-in for the real target
 schedule, which updates every ``target_update_interval`` env steps).
 
-The gradient of L with respect to theta is partial (torch.func.grad, argnums=0): DQN's semi-gradient holds the
-target fixed, while the meta-gradient flows through everything, the targets' dependence on gamma and tau
-included.
+The network is evaluated with ``torch.func.functional_call`` on parameter dicts, and the Adam step is a
+differentiable function (``functional_adam``). The gradient of L with respect to theta is DQN's
+semi-gradient (target held fixed, see :func:`semi_gradient`), while the meta-gradient flows through
+everything, the targets' dependence on gamma and tau included. Derivatives use ``torch.autograd.grad`` with
+``create_graph``: on CPU it measured 2x faster here than nesting ``torch.func.grad`` for the same numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
+from torch.func import functional_call
 
 from dqnmap_auto.agent.dqn import DQNAgent, dqn_loss
 from dqnmap_auto.agent.replay import Batch
@@ -52,24 +53,20 @@ class LookaheadSettings:
     adam_eps: float = 1e-8
 
 
-def _inner_loss(
-    params: Params,
-    target_params: Params,
-    gamma: torch.Tensor,
-    delta: torch.Tensor,
-    batch: Batch,
-    *,
-    model: nn.Module,
-    double_dqn: bool,
-) -> torch.Tensor:
-    def q_online(obs: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, params, (obs,))
+def _q_function(model: nn.Module, params: Params):  # type: ignore[no-untyped-def]
+    return lambda obs: functional_call(model, params, (obs,))
 
-    def q_target(obs: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, target_params, (obs,))
 
-    loss, _ = dqn_loss(q_online, q_target, batch, gamma, delta, double_dqn=double_dqn)
-    return loss
+def semi_gradient(loss: torch.Tensor, q_tm1: torch.Tensor, params: Params) -> Params:
+    """dL/dtheta through the online Q-values only (the TD target held fixed), kept differentiable.
+
+    The target may itself depend on theta (after a soft update inside the lookahead); DQN's update ignores
+    that path, so the gradient is taken in two hops: dL/dq, then the vector-Jacobian product dq/dtheta.
+    The result stays in the graph, including its dependence on the target, gamma and delta.
+    """
+    (dloss_dq,) = torch.autograd.grad(loss, q_tm1, create_graph=True)
+    grads = torch.autograd.grad(q_tm1, list(params.values()), grad_outputs=dloss_dq, create_graph=True)
+    return dict(zip(params, grads, strict=True))
 
 
 def lookahead_objective(
@@ -83,21 +80,51 @@ def lookahead_objective(
     inner_batch: Batch,
     outer_batch: Batch,
     settings: LookaheadSettings,
+    inner_q_t_target: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps."""
+    """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps.
+
+    ``inner_q_t_target`` optionally gives the target network's Q-values on ``inner_batch.next_obs`` (the first
+    inner step's target), already computed by the Trainer.
+    """
     eta = space.values(z)
-    inner_loss = partial(_inner_loss, model=model, double_dqn=settings.double_dqn)
-    theta, theta_target, state = params, target_params, adam_state
+    theta = {name: p.detach().requires_grad_(True) for name, p in params.items()}
+    theta_target, state = target_params, adam_state
     for k in range(settings.lookahead):
-        g = grad(inner_loss)(theta, theta_target, eta["gamma"], eta["huber_delta"], inner_batch)
-        g = clip_by_global_norm(g, settings.max_grad_norm)
+        if k == 0:  # theta-_0 is a constant: no graph needed for its Q-values
+            with torch.no_grad():
+                q_t_target = (
+                    inner_q_t_target
+                    if inner_q_t_target is not None
+                    else _q_function(model, theta_target)(inner_batch.next_obs)
+                )
+        else:
+            q_t_target = _q_function(model, theta_target)(inner_batch.next_obs)
+        loss, q_tm1 = dqn_loss(
+            _q_function(model, theta),
+            q_t_target,
+            inner_batch,
+            eta["gamma"],
+            eta["huber_delta"],
+            double_dqn=settings.double_dqn,
+        )
+        g = clip_by_global_norm(semi_gradient(loss, q_tm1, theta), settings.max_grad_norm)
         theta, state = adam_step(theta, g, state, eta["lr"], betas=settings.betas, eps=settings.adam_eps)
         if k < settings.lookahead - 1:
             tau = eta["tau"]
             theta_target = {n: tau * theta[n] + (1 - tau) * theta_target[n] for n in theta}
-    reference_gamma = torch.tensor(settings.reference_gamma, dtype=z.dtype, device=z.device)
+    with torch.no_grad():
+        outer_q_t_target = _q_function(model, target_params)(outer_batch.next_obs)
     reference_delta = torch.tensor(settings.reference_delta, dtype=z.dtype, device=z.device)
-    return inner_loss(theta, target_params, reference_gamma, reference_delta, outer_batch)
+    outer_loss, _ = dqn_loss(
+        _q_function(model, theta),
+        outer_q_t_target,
+        outer_batch,
+        settings.reference_gamma,
+        reference_delta,
+        double_dqn=settings.double_dqn,
+    )
+    return outer_loss
 
 
 class MetaGradientTuner(FixedTuner):
@@ -121,26 +148,30 @@ class MetaGradientTuner(FixedTuner):
         self.steps = 0
         self.skipped_updates = 0
 
-    def hypergradient(self, inner_batch: Batch, outer_batch: Batch) -> torch.Tensor:
+    def hypergradient(
+        self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
         named = dict(self.agent.q_net.named_parameters())
-        params = {n: p.detach() for n, p in named.items()}
-        target = {n: p.detach() for n, p in self.agent.target_net.named_parameters()}
-        objective = partial(
-            lookahead_objective,
+        objective = lookahead_objective(
+            self.space.z,
             space=self.space,
             model=self.agent.q_net,
-            params=params,
-            target_params=target,
+            params={n: p.detach() for n, p in named.items()},
+            target_params={n: p.detach() for n, p in self.agent.target_net.named_parameters()},
             adam_state=adam_state_of(self.agent.optimizer, named),
             inner_batch=inner_batch,
             outer_batch=outer_batch,
             settings=self.settings,
+            inner_q_t_target=inner_q_t_target,
         )
-        return grad(objective)(self.space.z.detach())
+        (hypergrad,) = torch.autograd.grad(objective, self.space.z)
+        return hypergrad
 
-    def meta_update(self, inner_batch: Batch, outer_batch: Batch) -> None:
-        hypergrad = self.hypergradient(inner_batch, outer_batch)
+    def meta_update(
+        self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
+    ) -> None:
+        hypergrad = self.hypergradient(inner_batch, outer_batch, inner_q_t_target=inner_q_t_target)
         if not torch.isfinite(hypergrad).all():
             self.skipped_updates += 1  # never let one bad batch poison z
             return
@@ -156,7 +187,7 @@ class MetaGradientTuner(FixedTuner):
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.steps % self.interval == 0:
-            self.meta_update(batch, sample_outer())
+            self.meta_update(batch, sample_outer(), inner_q_t_target=q_t_target)
         self.steps += 1
         return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
 
