@@ -70,9 +70,7 @@ class AgentConfig(_Section):
 class TrainingConfig(_Section):
     total_steps: int = Field(50_000, ge=1, description="Env steps (summed over envs) to train for.")
     seed: int = Field(0, ge=0, description="Fixes envs, network init, replay sampling and exploration.")
-    eval_every: int = Field(
-        10_000, ge=0, description="Env steps between evaluations; 0 evaluates at the end only."
-    )
+    eval_every: int = Field(10_000, ge=0, description="Env steps between evaluations; 0 evaluates at the end only.")
     eval_episodes: int = Field(10, ge=1, description="Greedy episodes per evaluation.")
     final_eval_episodes: int = Field(20, ge=1, description="Greedy episodes of the final evaluation.")
     log_every: int = Field(1000, ge=1, description="Env steps between training records (loss, hp/*, sps).")
@@ -111,9 +109,7 @@ class SelfTuningConfig(_Section):
         description="Which hyperparameters self-tune (hd mode tunes lr only).",
     )
     meta_lr: float = Field(0.01, gt=0, description="Step size of the meta-optimizer (Adam in meta mode).")
-    hd_lr: float = Field(
-        0.02, gt=0, description="hd mode: log-lr step per gradient step times cos(g_t, u_t-1)."
-    )
+    hd_lr: float = Field(0.02, gt=0, description="hd mode: log-lr step per gradient step times cos(g_t, u_t-1).")
     interval: int = Field(16, ge=1, description="meta mode: gradient steps between two meta-updates.")
     lookahead: int = Field(
         2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
@@ -175,6 +171,29 @@ class TrainConfig(_Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     self_tuning: SelfTuningConfig = Field(default_factory=SelfTuningConfig)
+    schedule: dict[str, list[tuple[int, float]]] | None = Field(
+        None,
+        description="A learned trajectory, (env step, value) per hyperparameter, replayed by `train --schedule`.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(
+        cls, schedule: dict[str, list[tuple[int, float]]] | None
+    ) -> dict[str, list[tuple[int, float]]] | None:
+        if schedule is None:
+            return None
+        for name, points in schedule.items():
+            if name not in TUNABLE_PARAMS:
+                raise ValueError(f"unknown hyperparameter {name!r}; tunable: {list(TUNABLE_PARAMS)}")
+            if not points:
+                raise ValueError(f"{name}: empty schedule")
+            steps = [step for step, _ in points]
+            if steps != sorted(steps):
+                raise ValueError(f"{name}: steps must be increasing")
+            if any(not math.isfinite(v) or v <= 0 for _, v in points):
+                raise ValueError(f"{name}: values must be finite and positive")
+        return schedule
 
 
 def format_validation_error(error: ValidationError, *, prefix: str = "") -> str:
@@ -237,7 +256,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             raise ConfigError(f"--set {override!r}: expected key=value")
         key, raw_value = override.split("=", 1)
         key = key.strip()
-        _check_path(key)
+        check_field_path(key)
         try:
             value = yaml.safe_load(raw_value) if raw_value.strip() else ""
         except yaml.YAMLError:
@@ -254,7 +273,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return result
 
 
-def _check_path(key: str) -> None:
+def check_field_path(key: str) -> None:
     """Raise ConfigError unless ``key`` is a dotted path to a field of :class:`TrainConfig`."""
     model: type[BaseModel] | None = TrainConfig
     parts = key.split(".")

@@ -20,8 +20,7 @@ def prepare_run_dir(out: str | Path, *, overwrite: bool) -> Path:
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if existing and not overwrite:
         raise ConfigError(
-            f"--out {out}: already holds a run ({', '.join(existing)}); "
-            "choose another directory or pass --overwrite"
+            f"--out {out}: already holds a run ({', '.join(existing)}); choose another directory or pass --overwrite"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)

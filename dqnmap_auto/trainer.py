@@ -68,9 +68,10 @@ class Trainer:
     Args:
         config: the validated train config.
         callbacks: record consumers (progress bar, JSONL, Optuna reporter, MLflow tracker, ...).
+        use_schedule: replay ``config.schedule`` instead of self-tuning.
     """
 
-    def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = ()) -> None:
+    def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = (), *, use_schedule: bool = False) -> None:
         self.config = config
         self.callbacks = list(callbacks)
         training = config.training
@@ -82,15 +83,13 @@ class Trainer:
         self.rng = seed_everything(training.seed)
         self.envs = make_train_envs(config.env, training.seed)
         self.evaluator = Evaluator(config.env, seed=training.seed, n_episodes=training.eval_episodes)
-        self.final_evaluator = Evaluator(
-            config.env, seed=training.seed, n_episodes=training.final_eval_episodes
-        )
+        self.final_evaluator = Evaluator(config.env, seed=training.seed, n_episodes=training.final_eval_episodes)
         obs_space = self.envs.single_observation_space
         obs_shape = tuple(obs_space.shape or ())
         n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
         self.agent = DQNAgent(obs_shape, n_actions, config.agent, device=self.device)
         self.replay = ReplayBuffer(config.agent.buffer_size, obs_shape, obs_space.dtype or np.float32)
-        self.tuner = build_tuner(config, self.agent)
+        self.tuner = build_tuner(config, self.agent, use_schedule=use_schedule)
         self.initial_hyperparams = self.tuner.space.current()
         self.step = 0
         self.vector_steps = 0
@@ -149,6 +148,7 @@ class Trainer:
     def _train_phase(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Run one phase of gradient steps; returns summed loss, summed mean-Q and the step count."""
         n_steps = self._gradient_steps_per_phase()
+        self.tuner.set_step(self.step)
         batches = self._sample(n_batches=n_steps)  # one gather + conversion for the whole phase
         # The target network is fixed during a phase: all its Q-values in one large forward pass.
         next_obs = batches.next_obs.flatten(0, 1)  # (steps * batch, *obs_shape): networks see one batch dim
@@ -180,6 +180,15 @@ class Trainer:
         self._next_log = training.log_every
         self._next_eval = training.eval_every if training.eval_every > 0 else None
         self._last_time, self._last_step, self._eval_seconds = time.perf_counter(), 0, 0.0
+
+    @property
+    def last_eval(self) -> EvalResult | None:
+        """The most recent evaluation (periodic or final)."""
+        return self._last_eval
+
+    def stop(self) -> None:
+        """Stop at the next step; :meth:`finish` then skips the final evaluation (the run was cut short)."""
+        self._stop = True
 
     @property
     def done(self) -> bool:

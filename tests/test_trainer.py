@@ -42,15 +42,11 @@ def test_same_seed_same_numbers(mode: str | None) -> None:
     for _ in range(2):
         collector = RecordCollector()
         result = train(small_config(mode, steps=1500), [collector])
-        runs.append(
-            ([{k: v for k, v in r.items() if k != "sps"} for r in collector.records], result.final_eval)
-        )
+        runs.append(([{k: v for k, v in r.items() if k != "sps"} for r in collector.records], result.final_eval))
     assert runs[0] == runs[1]
     other = RecordCollector()
     train(small_config(mode, steps=1500, seed=1), [other])
-    assert [r.get("episodic_return") for r in other.records] != [
-        r.get("episodic_return") for r in collector.records
-    ]
+    assert [r.get("episodic_return") for r in other.records] != [r.get("episodic_return") for r in collector.records]
 
 
 def test_records_carry_the_documented_keys() -> None:
@@ -102,8 +98,7 @@ def test_tuned_values_never_leave_their_bounds() -> None:
         values = collector.series(f"hp/{name}")[1]
         assert min(values) >= bound.low * (1 - 1e-6) and max(values) <= bound.high * (1 + 1e-6), name
         hit_bound |= any(
-            math.isclose(v, bound.low, rel_tol=1e-5) or math.isclose(v, bound.high, rel_tol=1e-5)
-            for v in values
+            math.isclose(v, bound.low, rel_tol=1e-5) or math.isclose(v, bound.high, rel_tol=1e-5) for v in values
         )
     assert hit_bound, "meta_lr=0.5 should push some value onto a bound; otherwise this test checks nothing"
 

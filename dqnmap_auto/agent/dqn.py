@@ -72,9 +72,7 @@ class DQNAgent:
         self.target_net: nn.Module = copy.deepcopy(self.q_net)
         self.target_net.requires_grad_(False)
         # fused=True: one kernel for the whole update (CPU and CUDA), ~2x faster than the per-tensor loop.
-        self.optimizer = torch.optim.Adam(
-            self.q_net.parameters(), lr=config.lr, eps=config.adam_eps, fused=True
-        )
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr, eps=config.adam_eps, fused=True)
 
     @property
     def params(self) -> list[torch.Tensor]:

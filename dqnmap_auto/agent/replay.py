@@ -57,9 +57,7 @@ class ReplayBuffer:
         obs_dtype: numpy dtype used to store observations (uint8 keeps pixel memory at one byte per value).
     """
 
-    def __init__(
-        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32
-    ) -> None:
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype | type = np.float32) -> None:
         self.capacity = int(capacity)
         self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)

@@ -6,8 +6,10 @@ import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.hypergrad.hd import HypergradientDescentTuner
 from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
+from dqnmap_auto.hypergrad.schedule import ScheduleTuner
 from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import FixedTuner
 
@@ -22,10 +24,22 @@ def build_space(
     return HyperSpace(initial, tuning.tuned(), bounds, dtype=dtype, device=device)
 
 
-def build_tuner(config: TrainConfig, agent: DQNAgent) -> FixedTuner:
-    """FixedTuner, HypergradientDescentTuner or MetaGradientTuner, by ``config.self_tuning``."""
+def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = False) -> FixedTuner:
+    """FixedTuner, HypergradientDescentTuner or MetaGradientTuner by ``config.self_tuning``; ScheduleTuner
+    replaying ``config.schedule`` when ``use_schedule``."""
     space = build_space(config, dtype=agent.dtype, device=agent.device)
     tuning = config.self_tuning
+    if use_schedule:
+        if not config.schedule:
+            raise ConfigError(
+                "--schedule: the config has no `schedule` section (export one with `study best --export`)"
+            )
+        fixed = build_space(
+            config.model_copy(update={"self_tuning": tuning.model_copy(update={"enabled": False})}),
+            dtype=agent.dtype,
+            device=agent.device,
+        )
+        return ScheduleTuner(fixed, agent, schedule=config.schedule)
     if not space.names:
         return FixedTuner(space, agent)
     if tuning.mode == "hd":

@@ -50,9 +50,7 @@ class HyperSpace:
         self.names = list(tuned)
         self.fixed = {k: float(v) for k, v in initial.items() if k not in self.names}
         self.bounds = {name: bounds[name] for name in self.names}
-        self.initial = {
-            name: min(max(float(initial[name]), bounds[name][0]), bounds[name][1]) for name in self.names
-        }
+        self.initial = {name: min(max(float(initial[name]), bounds[name][0]), bounds[name][1]) for name in self.names}
         self._z_low = torch.tensor([to_unconstrained(n, self.bounds[n][0]) for n in self.names], dtype=dtype)
         self._z_high = torch.tensor([to_unconstrained(n, self.bounds[n][1]) for n in self.names], dtype=dtype)
         z0 = [to_unconstrained(n, self.initial[n]) for n in self.names]

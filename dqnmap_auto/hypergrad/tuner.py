@@ -50,6 +50,9 @@ class FixedTuner:
         """One gradient step of the agent with the current values (``q_t_target``: precomputed targets)."""
         return self.agent.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
 
+    def set_step(self, step: int) -> None:
+        """Told the env step before each training phase (schedules use it; self-tuning does not)."""
+
     def records(self) -> dict[str, float]:
         """``hp/<name>`` for every hyperparameter, ``hypergrad/<name>`` for the tuned ones."""
         out = {f"hp/{k}": v for k, v in self.space.current().items()}

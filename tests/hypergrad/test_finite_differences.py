@@ -89,9 +89,7 @@ def real_lookahead_loss(
 def test_meta_hypergradients_match_finite_differences(
     rng: np.random.Generator, lookahead: int, double_dqn: bool
 ) -> None:
-    config = make_config(
-        self_tuning__mode="meta", self_tuning__lookahead=lookahead, agent__double_dqn=double_dqn
-    )
+    config = make_config(self_tuning__mode="meta", self_tuning__lookahead=lookahead, agent__double_dqn=double_dqn)
     agent = warmed_up_agent(config, rng)
     tuner = build_tuner(config, agent)
     assert isinstance(tuner, MetaGradientTuner)
@@ -106,9 +104,7 @@ def test_meta_hypergradients_match_finite_differences(
             z = z0.clone()
             z[index] += sign * EPS
             values = {n: float(v) for n, v in tuner.space.values(z).items()}
-            losses.append(
-                real_lookahead_loss(agent, values, inner, outer, lookahead=lookahead, reference=reference)
-            )
+            losses.append(real_lookahead_loss(agent, values, inner, outer, lookahead=lookahead, reference=reference))
         numeric = (losses[0] - losses[1]) / (2 * EPS)
         if name == "tau" and lookahead == 1:
             assert analytic[index].item() == 0.0 and abs(numeric) < 1e-9  # tau needs a second inner step

@@ -1,0 +1,42 @@
+"""Replay a learned hyperparameter trajectory as a fixed schedule (no self-tuning).
+
+This is what ``dqnmap-auto train FILE --schedule`` runs: the values a self-tuned trial went through, applied
+piecewise-constant by env step, so a trajectory found once can be reused without the meta-gradient cost.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import torch
+
+from dqnmap_auto.agent.replay import Batch
+from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
+
+
+class ScheduleTuner(FixedTuner):
+    """Hyperparameters follow ``schedule`` ({name: [(step, value), ...]}); others stay fixed."""
+
+    def __init__(self, *args: object, schedule: dict[str, list[tuple[int, float]]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.schedule = {name: sorted(points) for name, points in schedule.items()}
+        self.set_step(0)
+
+    def value_at(self, name: str, step: int) -> float:
+        """The last scheduled value at or before ``step`` (the first value before the first point)."""
+        points = self.schedule[name]
+        index = bisect.bisect_right([s for s, _ in points], step) - 1
+        return points[max(index, 0)][1]
+
+    def set_step(self, step: int) -> None:
+        for name in self.schedule:
+            self._values[name] = self.value_at(name, step)
+        self.agent.set_lr(self._values["lr"])
+
+    def records(self) -> dict[str, float]:
+        return {f"hp/{k}": v for k, v in self._values.items()}
+
+    def gradient_step(
+        self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)

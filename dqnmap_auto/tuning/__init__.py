@@ -1,0 +1,1 @@
+"""The outer loop: Optuna studies whose trials each train (self-tuning) DQN agents."""

@@ -1,0 +1,160 @@
+"""One Optuna trial: sample a config, train ``seeds`` agents interleaved, report, prune.
+
+Why interleaved seeds: all seeds reach each evaluation point together, so the value reported at step s is the
+mean over seeds at s, and the pruner decides on that (less noisy than one seed). With the Wilcoxon pruner,
+which is made for paired per-instance values, each seed's return is reported on its own instead, at step
+``eval_index * seeds + seed_index``, so the pruner pairs the same (evaluation, seed) across trials.
+
+Divergence (non-finite loss or Q-values) ends the trial as PRUNED, with the reason in the ``diverged`` user
+attribute: the sampler then still learns that the region is bad (it ignores FAILed trials), and a diverged
+trial is a legitimate outcome of a configuration, not a bug.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+
+from dqnmap_auto.callbacks import Callback, Record
+from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.errors import ConfigError, DivergenceError
+from dqnmap_auto.trainer import Trainer, TrainResult
+from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+
+#: Builds the extra callbacks of one seed's Trainer (MLflow tracking, for instance).
+CallbackFactory = Callable[[optuna.Trial, int, TrainConfig], Sequence[Callback]]
+
+MAX_TRAJECTORY_POINTS = 100
+
+
+def sample_params(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Ask the trial for every search-space entry, named by its config path."""
+    params: dict[str, Any] = {}
+    for path, param in spec.study.search_space.items():
+        if isinstance(param, FloatParam):
+            params[path] = trial.suggest_float(path, param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, IntParam):
+            params[path] = trial.suggest_int(path, param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, CategoricalParam):
+            params[path] = trial.suggest_categorical(path, param.choices)
+    return params
+
+
+class TrajectoryRecorder(Callback):
+    """Keeps the ``hp/<name>`` values of one run, for the trial's exported schedule."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, list[tuple[int, float]]] = {}
+
+    def on_start(self, trainer: Trainer) -> None:
+        for name, value in trainer.tuner.space.current().items():
+            self.points.setdefault(name, []).append((trainer.step, value))
+
+    def on_record(self, record: Record) -> None:
+        for key, value in record.items():
+            if key.startswith("hp/"):
+                self.points.setdefault(key[3:], []).append((int(record["step"]), float(value)))
+
+    def downsampled(self, limit: int = MAX_TRAJECTORY_POINTS) -> dict[str, list[list[float]]]:
+        out = {}
+        for name, points in self.points.items():
+            stride = max(1, math.ceil(len(points) / limit))
+            kept = points[::stride]
+            if kept[-1] != points[-1]:
+                kept.append(points[-1])
+            out[name] = [[step, value] for step, value in kept]
+        return out
+
+
+def objective_value(kind: str, history: list[float]) -> float:
+    """last, best or area under the curve (the mean of the evaluation curve, equally spaced points)."""
+    if kind == "last":
+        return history[-1]
+    if kind == "best":
+        return max(history)
+    return sum(history) / len(history)
+
+
+class TrialObjective:
+    """The callable handed to ``study.optimize``."""
+
+    def __init__(self, spec: StudySpec, *, callback_factory: CallbackFactory | None = None) -> None:
+        self.spec = spec
+        self.callback_factory = callback_factory
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        spec = self.spec
+        params = sample_params(trial, spec)
+        base_seed = spec.base.training.seed
+        try:
+            configs = [spec.trial_config(params, seed=base_seed + i) for i in range(spec.study.seeds)]
+        except ConfigError as error:
+            trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
+            return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
+        recorder = TrajectoryRecorder()
+        trainers = []
+        for index, config in enumerate(configs):
+            callbacks: list[Callback] = [recorder] if index == 0 else []
+            if self.callback_factory is not None:
+                callbacks += list(self.callback_factory(trial, index, config))
+            trainers.append(Trainer(config, callbacks))
+        try:
+            return self._run(trial, trainers, recorder)
+        finally:
+            for trainer in trainers:
+                trainer.close()
+
+    def _run(self, trial: optuna.Trial, trainers: list[Trainer], recorder: TrajectoryRecorder) -> float:
+        study = self.spec.study
+        total = trainers[0].config.training.total_steps
+        wilcoxon = study.pruner.name == "wilcoxon" or (study.pruner.wraps and study.pruner.wraps.name == "wilcoxon")
+        history: list[float] = []
+        for trainer in trainers:
+            trainer.start()
+        try:
+            for eval_index, step in enumerate(range(study.eval_every, total, study.eval_every)):
+                for trainer in trainers:
+                    trainer.train_until(step)
+                returns = [t.last_eval.mean for t in trainers if t.last_eval is not None]
+                history.append(sum(returns) / len(returns))
+                if wilcoxon:
+                    for seed_index, value in enumerate(returns):
+                        trial.report(value, eval_index * len(trainers) + seed_index)
+                else:
+                    trial.report(history[-1], step)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_at_step", step)
+                    for trainer in trainers:
+                        trainer.stop()
+                    self._store_outcome(trial, trainers, [t.finish() for t in trainers], recorder)
+                    raise optuna.TrialPruned(f"pruned at step {step} with eval {history[-1]:.2f}")
+            for trainer in trainers:
+                trainer.train_until(total)
+            results = [trainer.finish() for trainer in trainers]
+        except DivergenceError as error:
+            trial.set_user_attr("diverged", error.reason)
+            trial.set_user_attr("pruned_at_step", error.step)
+            raise optuna.TrialPruned(f"diverged: {error.reason}") from None
+        finals = [r.final_eval.mean for r in results]
+        history.append(sum(finals) / len(finals))
+        if wilcoxon:
+            for seed_index, value in enumerate(finals):
+                trial.report(value, len(history[:-1]) * len(trainers) + seed_index)
+        else:
+            trial.report(history[-1], total)
+        self._store_outcome(trial, trainers, results, recorder)
+        return objective_value(study.objective, history)
+
+    @staticmethod
+    def _store_outcome(
+        trial: optuna.Trial, trainers: list[Trainer], results: list[TrainResult], recorder: TrajectoryRecorder
+    ) -> None:
+        trial.set_user_attr("seed_returns", [r.final_eval.mean for r in results])
+        trial.set_user_attr("env_steps", sum(r.steps for r in results))
+        trial.set_user_attr("hp_initial", results[0].initial_hyperparams)
+        trial.set_user_attr("hp_final", results[0].hyperparams)
+        trial.set_user_attr("tuned", trainers[0].tuner.space.names)
+        trial.set_user_attr("hp_trajectory", recorder.downsampled())

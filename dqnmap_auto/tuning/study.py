@@ -1,0 +1,334 @@
+"""Study lifecycle on top of Optuna: create or continue, run with N worker processes, inspect, delete.
+
+Several workers are separate processes (``multiprocessing`` spawn) that each call ``study.optimize`` on the
+same storage: Optuna coordinates them through the storage (the journal file by default), and the parent only
+watches the storage to draw the progress bar.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from tqdm.auto import tqdm
+
+from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.tuning.objective import CallbackFactory, TrialObjective
+from dqnmap_auto.tuning.spec import StudySpec, build_pruner, build_sampler, load_study_spec
+from dqnmap_auto.tuning.storage import describe_storage, open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPEC_ATTR = "spec"  # the spec's YAML text, stored on the study so `best --export` and `enqueue` can use it
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    """Where a study lives: a storage URL (None: the project's journal) and the project directory."""
+
+    storage: str | None
+    directory: Path
+
+    def open(self, *, create: bool = False) -> optuna.storages.BaseStorage:
+        return open_storage(self.storage, self.directory, create=create)
+
+    def describe(self) -> str:
+        return describe_storage(self.storage, self.directory)
+
+
+def create_or_continue(
+    spec: StudySpec, location: StudyLocation, *, name: str | None = None, worker: int = 0
+) -> optuna.Study:
+    """Create the study, or load it with the spec's sampler and pruner if it already exists."""
+    sampler_seed = spec.base.training.seed + worker if "seed" not in spec.study.sampler.args else None
+    sampler = build_sampler(spec.study.sampler, seed=sampler_seed)
+    if worker and "seed" in spec.study.sampler.args:  # same seed in every worker would repeat suggestions
+        sampler = build_sampler(
+            spec.study.sampler.model_copy(
+                update={"args": {**spec.study.sampler.args, "seed": spec.study.sampler.args["seed"] + worker}}
+            )
+        )
+    study = optuna.create_study(
+        study_name=name or spec.name,
+        storage=location.open(create=True),
+        sampler=sampler,
+        pruner=build_pruner(spec.study.pruner),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if SPEC_ATTR not in study.user_attrs:  # a new study
+        study.set_user_attr(SPEC_ATTR, Path(spec.source).read_text(encoding="utf-8"))
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([spec.study.metric_name])
+        for params in spec.study.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+def load_existing(location: StudyLocation, name: str) -> optuna.Study:
+    """Load a study that must exist; the error lists the ones that do."""
+    storage = location.open(create=False)
+    names = optuna.get_all_study_names(storage)
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"study {name!r} does not exist in {location.describe()} (studies: {known})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _worker(
+    spec_path: str,
+    overrides: list[str],
+    location: StudyLocation,
+    name: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    worker: int,
+) -> None:
+    """Body of one worker process."""
+    spec = load_study_spec(spec_path, overrides=overrides)
+    study = create_or_continue(spec, location, name=name, worker=worker)
+    study.optimize(TrialObjective(spec), n_trials=n_trials, timeout=timeout, gc_after_trial=True)
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    n_new: int
+    complete: int
+    pruned: int
+    failed: int
+    best_value: float | None
+    best_number: int | None
+    seconds: float
+
+
+class TrialProgress:
+    """Progress bar over the trials of this run: best value so far, pruned and failed counts."""
+
+    def __init__(self, total: int | None, already: int, *, enabled: bool) -> None:
+        self.already = already
+        self.bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
+
+    def update(self, study: optuna.Study) -> None:
+        trials = study.get_trials(deepcopy=False)[self.already :]
+        finished = [t for t in trials if t.state.is_finished()]
+        states = [t.state for t in finished]
+        self.bar.n = len(finished)
+        best = _best_value(study)
+        self.bar.set_postfix(
+            best=f"{best:.1f}" if best is not None else "-",
+            pruned=states.count(optuna.trial.TrialState.PRUNED),
+            failed=states.count(optuna.trial.TrialState.FAIL),
+            refresh=False,
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    try:
+        return study.best_value
+    except ValueError:
+        return None
+
+
+def run_study(
+    spec: StudySpec,
+    location: StudyLocation,
+    *,
+    name: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    jobs: int = 1,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
+    callback_factory: CallbackFactory | None = None,
+) -> RunSummary:
+    """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` worker processes."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    n_trials = n_trials if n_trials is not None else spec.study.n_trials
+    timeout = timeout if timeout is not None else spec.study.timeout
+    if n_trials is None and timeout is None:
+        raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
+    study = create_or_continue(spec, location, name=name)
+    already = len(study.get_trials(deepcopy=False))
+    bar = TrialProgress(n_trials, already, enabled=progress)
+    started = time.perf_counter()
+    try:
+        if jobs == 1:
+            study.optimize(
+                TrialObjective(spec, callback_factory=callback_factory),
+                n_trials=n_trials,
+                timeout=timeout,
+                callbacks=[lambda s, _t: bar.update(s)],
+                gc_after_trial=True,
+            )
+        else:
+            _run_workers(spec, location, study, name, n_trials, timeout, jobs, list(overrides), bar)
+    finally:
+        bar.close()
+    return summarize_run(study, already, time.perf_counter() - started)
+
+
+def _run_workers(
+    spec: StudySpec,
+    location: StudyLocation,
+    study: optuna.Study,
+    name: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    jobs: int,
+    overrides: list[str],
+    bar: TrialProgress,
+) -> None:
+    shares = [None] * jobs if n_trials is None else [n_trials // jobs + (i < n_trials % jobs) for i in range(jobs)]
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(spec.source, overrides, location, name or spec.name, share, timeout, i),
+            name=f"dqnmap-worker-{i}",
+        )
+        for i, share in enumerate(shares)
+        if share != 0
+    ]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes):
+            bar.update(study)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+    bar.update(study)
+    failed = [p.name for p in processes if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"worker process(es) {failed} exited with an error")
+
+
+def summarize_run(study: optuna.Study, already: int, seconds: float) -> RunSummary:
+    trials = study.get_trials(deepcopy=False)[already:]
+    states = [t.state for t in trials]
+    best = _best_value(study)
+    return RunSummary(
+        study_name=study.study_name,
+        n_new=len(trials),
+        complete=states.count(optuna.trial.TrialState.COMPLETE),
+        pruned=states.count(optuna.trial.TrialState.PRUNED),
+        failed=states.count(optuna.trial.TrialState.FAIL),
+        best_value=best,
+        best_number=study.best_trial.number if best is not None else None,
+        seconds=seconds,
+    )
+
+
+def list_studies(location: StudyLocation) -> list[dict[str, Any]]:
+    rows = []
+    for summary in optuna.get_all_study_summaries(location.open(create=False)):
+        best = summary.best_trial.value if summary.best_trial is not None else None
+        rows.append(
+            {
+                "name": summary.study_name,
+                "trials": summary.n_trials,
+                "best": best,
+                "created": summary.datetime_start,
+            }
+        )
+    return rows
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, value, the step it was pruned at, params."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        pruned_at = trial.user_attrs.get("pruned_at_step")
+        if pruned_at is None and trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
+            pruned_at = max(trial.intermediate_values)
+        rows.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name,
+                "value": trial.value,
+                "pruned_at": pruned_at,
+                "params": trial.params,
+                "reason": trial.user_attrs.get("diverged") or trial.user_attrs.get("failure_reason"),
+            }
+        )
+    return rows
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    try:
+        return study.best_trial
+    except ValueError:
+        raise ConfigError(f"study {study.study_name!r} has no completed trial yet") from None
+
+
+def export_best(study: optuna.Study, path: str | Path) -> Path:
+    """Write the best trial as a train config, with its learned hyperparameter trajectory as ``schedule``."""
+    trial = best_trial(study)
+    spec_text = study.user_attrs.get(SPEC_ATTR)
+    if spec_text is None:
+        raise ConfigError(f"study {study.study_name!r} was not created by dqnmap-auto (no stored spec)")
+    path = Path(path)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file = Path(tmp) / f"{study.study_name}.yaml"
+        spec_file.write_text(spec_text, encoding="utf-8")
+        spec = load_study_spec(spec_file)
+    config = spec.trial_config(trial.params, seed=spec.base.training.seed)
+    data = config.model_dump(mode="json")
+    trajectory = trial.user_attrs.get("hp_trajectory") or {}
+    tuned = trial.user_attrs.get("tuned") or []
+    if tuned:
+        data["schedule"] = {name: trajectory[name] for name in tuned if name in trajectory}
+    header = (
+        f"# Best trial {trial.number} of study {study.study_name!r}: value {trial.value:.4g}.\n"
+        "# `dqnmap-auto train THIS_FILE` retrains it (self-tuning as configured);\n"
+        "# `dqnmap-auto train THIS_FILE --schedule` replays the learned hyperparameter schedule instead.\n"
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"--export {path}: cannot write ({error.strerror or error})") from None
+    return path
+
+
+def enqueue(study: optuna.Study, assignments: list[str]) -> dict[str, Any]:
+    """Queue a trial with fixed parameters (``path=value``); the paths must be in the search space."""
+    spec_text = study.user_attrs.get(SPEC_ATTR, "")
+    space = ((yaml.safe_load(spec_text) or {}).get("study") or {}).get("search_space") or {}
+    params: dict[str, Any] = {}
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"{assignment!r}: expected key=value")
+        key, raw = assignment.split("=", 1)
+        if key not in space:
+            raise ConfigError(f"{key!r} is not in the search space of {study.study_name!r} ({sorted(space)})")
+        params[key] = yaml.safe_load(raw)
+    if not params:
+        raise ConfigError("give at least one key=value")
+    study.enqueue_trial(params)
+    return params
+
+
+def delete(location: StudyLocation, name: str) -> None:
+    load_existing(location, name)
+    optuna.delete_study(study_name=name, storage=location.open(create=False))

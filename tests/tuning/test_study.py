@@ -1,0 +1,159 @@
+"""Studies end to end on the smoke spec: pruning, divergence, resume, worker processes, export -> train."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from dqnmap_auto.cli import main
+from dqnmap_auto.tuning.spec import load_study_spec
+from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
+from tests.tuning.helpers import smoke_spec
+
+TrialState = optuna.trial.TrialState
+
+
+def run(spec_path: Path, directory: Path, **kwargs: object) -> optuna.Study:
+    location = StudyLocation(storage=None, directory=directory)
+    spec = load_study_spec(spec_path)
+    run_study(spec, location, progress=False, **kwargs)  # type: ignore[arg-type]
+    return load_existing(location, spec.name)
+
+
+def test_trials_report_intermediate_values_and_store_outcomes(tmp_path: Path) -> None:
+    study = run(smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"}), tmp_path / "p")
+    assert study.metric_names == ["eval_return"]
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [500, 1000, 1500]
+        assert trial.value == trial.intermediate_values[1500]  # objective: last
+        assert len(trial.user_attrs["seed_returns"]) == 1
+        tuned = trial.user_attrs["tuned"]
+        assert tuned and set(tuned) <= set(trial.user_attrs["hp_final"])
+        assert trial.user_attrs["hp_initial"]["lr"] == pytest.approx(trial.params["agent.lr"])
+        assert trial.user_attrs["hp_trajectory"]["lr"][0] == [0, pytest.approx(trial.params["agent.lr"])]
+
+
+def test_pruning_stops_a_trial_before_its_budget(tmp_path: Path) -> None:
+    spec = smoke_spec(tmp_path, n_trials=2, pruner={"name": "threshold", "args": {"lower": 1.0e6}})
+    study = run(spec, tmp_path / "p")
+    for trial in study.get_trials():
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs["pruned_at_step"] == 500
+        assert trial.user_attrs["env_steps"] == 500  # the other 1000 steps of the budget never ran
+        assert list(trial.intermediate_values) == [500]
+
+
+def test_divergence_prunes_with_reason_and_the_study_goes_on(tmp_path: Path) -> None:
+    spec = smoke_spec(
+        tmp_path,
+        n_trials=2,
+        pruner={"name": "none"},
+        sampler={"name": "random", "args": {"seed": 0}},
+        base={"self_tuning": {"enabled": False}},
+        search_space={"agent.lr": {"type": "categorical", "choices": [1.0e12]}},
+    )
+    study = run(spec, tmp_path / "p")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    assert all("non-finite" in t.user_attrs["diverged"] for t in trials)
+
+
+def test_seeds_are_interleaved_and_each_return_kept(tmp_path: Path) -> None:
+    study = run(smoke_spec(tmp_path, n_trials=1, seeds=2, objective="auc", pruner={"name": "none"}), tmp_path / "p")
+    (trial,) = study.get_trials()
+    returns = trial.user_attrs["seed_returns"]
+    assert len(returns) == 2 and trial.user_attrs["env_steps"] == 3000
+    curve = [trial.intermediate_values[s] for s in (500, 1000, 1500)]
+    assert trial.value == pytest.approx(sum(curve) / 3)
+    assert curve[-1] == pytest.approx(sum(returns) / 2)
+
+
+def test_wilcoxon_gets_one_value_per_seed(tmp_path: Path) -> None:
+    spec = smoke_spec(tmp_path, n_trials=1, seeds=2, pruner={"name": "wilcoxon", "args": {"p_threshold": 0.1}})
+    (trial,) = run(spec, tmp_path / "p").get_trials()
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3, 4, 5]  # 3 evaluations x 2 seeds
+
+
+def test_running_again_continues_the_study(tmp_path: Path) -> None:
+    spec = smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"})
+    run(spec, tmp_path / "p")
+    study = run(spec, tmp_path / "p")
+    assert [t.number for t in study.get_trials()] == [0, 1, 2, 3]
+
+
+def test_interrupted_study_resumes(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a trial, then `study run` again: the study continues where it was."""
+    spec = smoke_spec(
+        tmp_path, n_trials=3, pruner={"name": "none"}, steps=20000, base={"training": {"total_steps": 20000}}
+    )
+    directory = tmp_path / "p"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dqnmap_auto.cli", "study", "run", str(spec), "--dir", str(directory), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    location = StudyLocation(storage=None, directory=directory)
+    deadline = time.time() + 90
+    while time.time() < deadline and not _has_intermediate_value(location):
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    first = load_existing(location, "smoke").get_trials()
+    assert len(first) == 1 and first[0].state == TrialState.FAIL and first[0].intermediate_values
+    quick = smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"})
+    study = run(quick, directory)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def _has_intermediate_value(location: StudyLocation) -> bool:
+    try:
+        trials = load_existing(location, "smoke").get_trials()
+    except Exception:  # not created yet
+        return False
+    return any(t.intermediate_values for t in trials)
+
+
+def test_two_worker_processes_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    spec = smoke_spec(tmp_path, n_trials=6)
+    result = CliRunner().invoke(
+        main, ["study", "run", str(spec), "--dir", str(tmp_path / "p"), "--jobs", "2", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    trials = load_existing(StudyLocation(None, tmp_path / "p"), "smoke").get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6  # workers did not repeat suggestions
+
+
+def test_export_then_train_replays_the_schedule(tmp_path: Path) -> None:
+    directory = tmp_path / "p"
+    run(smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"}), directory)
+    runner = CliRunner()
+    exported = tmp_path / "best.yaml"
+    result = runner.invoke(main, ["study", "best", "smoke", "--dir", str(directory), "--export", str(exported)])
+    assert result.exit_code == 0, result.output
+    best = load_existing(StudyLocation(None, directory), "smoke").best_trial
+    out = tmp_path / "replay"
+    result = runner.invoke(main, ["train", str(exported), "--schedule", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    replayed = {int(r["step"]): r["hp/lr"] for r in records if "hp/lr" in r}
+    schedule = dict((int(s), v) for s, v in best.user_attrs["hp_trajectory"]["lr"])
+    # every phase uses the last scheduled value at or before its start: the logged values come from the schedule
+    assert set(replayed.values()) <= set(schedule.values())
+    assert len(set(replayed.values())) > 1
+    plain = runner.invoke(main, ["train", str(exported), "--out", str(tmp_path / "again"), "--no-progress"])
+    assert plain.exit_code == 0 and "self-tuned" in plain.output
