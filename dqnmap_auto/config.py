@@ -109,8 +109,9 @@ class SelfTuningConfig(_Section):
         description="Which hyperparameters self-tune (hd mode tunes lr only).",
     )
     meta_lr: float = Field(0.01, gt=0, description="Step size of the meta-optimizer (Adam in meta mode).")
-    hd_lr: float = Field(0.02, gt=0, description="hd mode: log-lr step per gradient step times cos(g_t, u_t-1).")
-    interval: int = Field(16, ge=1, description="meta mode: gradient steps between two meta-updates.")
+    hd_lr: float = Field(0.02, gt=0, description="hd mode: log-lr step per update, times cos(g_t, u_t-1).")
+    hd_interval: int = Field(8, ge=1, description="hd mode: gradient steps between two learning-rate updates.")
+    interval: int = Field(32, ge=1, description="meta mode: gradient steps between two meta-updates.")
     lookahead: int = Field(
         2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
     )

@@ -43,7 +43,7 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
     if not space.names:
         return FixedTuner(space, agent)
     if tuning.mode == "hd":
-        return HypergradientDescentTuner(space, agent, beta=tuning.hd_lr)
+        return HypergradientDescentTuner(space, agent, beta=tuning.hd_lr, interval=tuning.hd_interval)
     settings = LookaheadSettings(
         lookahead=tuning.lookahead,
         reference_gamma=tuning.reference["gamma"],

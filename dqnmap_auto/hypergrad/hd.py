@@ -9,8 +9,9 @@ The update is the normalised multiplicative form
 
     z <- clamp(z + beta * cos(g_t, u_{t-1}), log low, log high)
 
-so one step changes lr by at most a factor e^beta: it cannot explode whatever the gradient scale. Cost: one
-parameter copy and one dot product per gradient step.
+so one update changes lr by at most a factor e^beta: it cannot explode whatever the gradient scale. The
+update runs every ``interval`` gradient steps (the step after one whose direction was recorded): one parameter
+copy and one dot product per ``interval`` steps.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 class HypergradientDescentTuner(FixedTuner):
     """Tunes ``lr`` online from the alignment of successive update directions."""
 
-    def __init__(self, space: HyperSpace, agent: DQNAgent, *, beta: float) -> None:
+    def __init__(self, space: HyperSpace, agent: DQNAgent, *, beta: float, interval: int = 1) -> None:
         if space.names != ["lr"]:
             raise ValueError(f"hd mode tunes lr only, got {space.names}")
         super().__init__(space, agent)
         self.beta = beta
+        self.interval = interval
+        self.steps = 0
         self._z_low, self._z_high = (math.log(b) for b in space.bounds["lr"])
-        # Preallocated parameter copies: theta_t before the step, then the step lr_t * u_t taken from it.
-        self._scratch = [torch.empty_like(p) for p in agent.params]
+        # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
+        self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
         self._previous_step: list[torch.Tensor] | None = None
 
     def _on_gradients(self, grads: list[torch.Tensor]) -> None:
@@ -43,7 +46,7 @@ class HypergradientDescentTuner(FixedTuner):
         step = self._previous_step  # theta_{t-1} - theta_t = lr * u_{t-1}
         if step is None:
             return
-        dot = torch.stack([(g * d).sum() for g, d in zip(grads, step, strict=True)]).sum()
+        dot = torch.stack([torch.vdot(g.view(-1), d.view(-1)) for g, d in zip(grads, step, strict=True)]).sum()
         norms = torch.stack(torch._foreach_norm(grads) + torch._foreach_norm(step))
         g_norm = torch.linalg.vector_norm(norms[: len(grads)])
         step_norm = torch.linalg.vector_norm(norms[len(grads) :])
@@ -60,19 +63,39 @@ class HypergradientDescentTuner(FixedTuner):
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        before = self._scratch
-        torch._foreach_copy_(before, [p.detach() for p in self.agent.params])
+        """A plain step, plus: every ``interval``-th step records its update lr_t * u_t (two parameter
+        copies, ~20% of a step on this CPU, hence the interval), and the step after it follows the
+        hypergradient g_{t+1} . u_t before updating."""
+        self.steps += 1
+        use = self._previous_step is not None
+        record = self.steps % self.interval == 0
+        if record:
+            before = self._free_buffer()
+            with torch.no_grad():
+                torch._foreach_copy_(before, self.agent.params)
         loss, q_mean = self.agent.gradient_step(
-            batch, self.gamma, self.huber_delta, q_t_target=q_t_target, on_gradients=self._on_gradients
+            batch,
+            self.gamma,
+            self.huber_delta,
+            q_t_target=q_t_target,
+            on_gradients=self._on_gradients if use else None,
         )
-        torch._foreach_sub_(before, [p.detach() for p in self.agent.params])  # now lr_t * u_t
-        self._scratch = self._previous_step or [torch.empty_like(p) for p in self.agent.params]
-        self._previous_step = before
+        if use:
+            self._previous_step = None
+        if record:
+            with torch.no_grad():
+                torch._foreach_sub_(before, self.agent.params)  # now lr_t * u_t
+            self._previous_step = before
         return loss, q_mean
 
+    def _free_buffer(self) -> list[torch.Tensor]:
+        """A preallocated parameter-shaped buffer not holding the pending recorded step."""
+        return self._buffers[1] if self._previous_step is self._buffers[0] else self._buffers[0]
+
     def state_dict(self) -> dict[str, object]:
-        return {**super().state_dict(), "previous_step": self._previous_step}
+        return {**super().state_dict(), "previous_step": self._previous_step, "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         super().load_state_dict(state)
         self._previous_step = state.get("previous_step")  # type: ignore[assignment]
+        self.steps = int(state.get("steps", 0))  # type: ignore[call-overload]

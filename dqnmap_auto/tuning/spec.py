@@ -20,8 +20,8 @@ study:
 from __future__ import annotations
 
 import inspect
-import warnings
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

@@ -118,7 +118,7 @@ def test_meta_hypergradients_match_finite_differences(
 
 
 def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator) -> None:
-    config = make_config(self_tuning__mode="hd")
+    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1)
     agent = warmed_up_agent(config, rng)
     tuner = build_tuner(config, agent)
     assert isinstance(tuner, HypergradientDescentTuner)
