@@ -6,6 +6,7 @@ Every user error (:class:`~dqnmap_auto.errors.DqnmapError`) becomes one line on 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -150,6 +151,8 @@ def study() -> None:
 @click.option("--name", default=None, help="Study name [default: study.name or the spec file's stem].")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes on this machine.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config field.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: SQLite in the project directory].")
+@click.option("--tracking/--no-tracking", default=True, help="Log to MLflow and optuna-dashboard.")
 @click.option("--progress/--no-progress", default=True)
 @location_options
 @user_errors
@@ -160,6 +163,8 @@ def study_run(
     name: str | None,
     jobs: int,
     overrides: tuple[str, ...],
+    tracking_uri: str | None,
+    tracking: bool,
     progress: bool,
     storage: str | None,
     directory: str | None,
@@ -178,7 +183,16 @@ def study_run(
     spec = load_study_spec(spec_path, overrides=overrides)
     location = _location(storage or spec.study.storage, directory)
     summary = run_study(
-        spec, location, name=name, n_trials=n_trials, timeout=timeout, jobs=jobs, overrides=overrides, progress=progress
+        spec,
+        location,
+        name=name,
+        n_trials=n_trials,
+        timeout=timeout,
+        jobs=jobs,
+        overrides=overrides,
+        progress=progress,
+        tracking=tracking,
+        tracking_uri=tracking_uri,
     )
     best = f"{summary.best_value:.2f} (trial {summary.best_number})" if summary.best_value is not None else "none"
     click.echo(
@@ -186,6 +200,8 @@ def study_run(
         f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed); best {best}"
     )
     click.echo(f"storage: {location.describe()}")
+    if tracking:
+        click.echo(f"dashboards: dqnmap-auto dashboard --dir {location.directory}")
 
 
 @study.command("list")
@@ -298,6 +314,57 @@ def study_delete(name: str, yes: bool, storage: str | None, directory: str | Non
         sys.exit(1)
     delete(location, name)
     click.echo(f"deleted {name!r}")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Project directory [default: $DQNMAP_DIR or ./dqnmap-runs].",
+)
+@click.option("--storage", default=None, help="Optuna storage [default: the project's journal].")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: SQLite in the project directory].")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface both servers bind to.")
+@click.option("--optuna-port", type=int, default=8080, show_default=True)
+@click.option("--mlflow-port", type=int, default=5000, show_default=True)
+@user_errors
+def dashboard(
+    directory: str | None, storage: str | None, tracking_uri: str | None, host: str, optuna_port: int, mlflow_port: int
+) -> None:
+    """Start optuna-dashboard and the MLflow UI; Ctrl-C stops both.
+
+    Example: dqnmap-auto dashboard --dir dqnmap-runs --optuna-port 8080 --mlflow-port 5000
+    """
+    from dqnmap_auto.dashboard import LOOPBACK, start_dashboards
+    from dqnmap_auto.tuning.storage import project_dir
+
+    if host != LOOPBACK:
+        click.echo(f"warning: binding to {host}: the dashboards have no authentication", err=True)
+    dashboards = start_dashboards(
+        directory=project_dir(directory),
+        storage=storage,
+        tracking_uri=tracking_uri,
+        host=host,
+        optuna_port=optuna_port,
+        mlflow_port=mlflow_port,
+    )
+    click.echo(f"optuna-dashboard: {dashboards.optuna_url}")
+    click.echo(f"MLflow UI:        {dashboards.mlflow_url}")
+    click.echo("Ctrl-C stops both.")
+    try:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` stops both servers too
+        stopped = dashboards.wait()
+        click.echo(f"{stopped} exited; stopping the other", err=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboards.stop()
 
 
 if __name__ == "__main__":

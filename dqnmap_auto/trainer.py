@@ -25,6 +25,9 @@ from dqnmap_auto.errors import DivergenceError
 from dqnmap_auto.evaluation import EvalResult, Evaluator
 from dqnmap_auto.hypergrad.build import build_tuner
 
+#: Size of the fixed probe set of states used for the policy-convergence figure.
+PROBE_STATES = 256
+
 
 @dataclass
 class TrainResult:
@@ -96,6 +99,8 @@ class Trainer:
         self.eval_history: list[tuple[int, float]] = []
         self._stop = False
         self._last_eval: EvalResult | None = None
+        self._probe_obs: np.ndarray | None = None
+        self._probe_actions: np.ndarray | None = None
 
     # -- schedule ---------------------------------------------------------------------------------------
     @property
@@ -138,7 +143,27 @@ class Trainer:
     def _emit_eval(self, result: EvalResult) -> None:
         self._last_eval = result
         self.eval_history.append((self.step, result.mean))
-        self._emit({"step": self.step, "eval_return": result.mean, "eval_return_std": result.std})
+        record: Record = {"step": self.step, "eval_return": result.mean, "eval_return_std": result.std}
+        change = self._policy_change()
+        if change is not None:
+            record["policy_change"] = change
+        self._emit(record)
+
+    def _policy_change(self) -> float | None:
+        """Share of greedy actions on a fixed probe set of replay states that changed since the last evaluation.
+
+        The probe set is drawn once, at the first evaluation, with its own generator: the run's random stream
+        is the same whether or not anyone looks at this figure.
+        """
+        if self._probe_obs is None:
+            if len(self.replay) == 0:
+                return None
+            probe_rng = np.random.default_rng(self.config.training.seed + 1)
+            index = probe_rng.integers(0, len(self.replay), size=min(PROBE_STATES, len(self.replay)))
+            self._probe_obs = self.replay.obs[index].copy()
+        actions = self.agent.greedy_actions(self._probe_obs)
+        previous, self._probe_actions = self._probe_actions, actions
+        return None if previous is None else float(np.mean(actions != previous))
 
     # -- learning ---------------------------------------------------------------------------------------
     def _sample(self, n_batches: int | None = None) -> Batch:

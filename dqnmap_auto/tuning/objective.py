@@ -13,10 +13,11 @@ trial is a legitimate outcome of a configuration, not a bug.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import optuna
+from optuna.trial import TrialState
 
 from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig
@@ -24,8 +25,18 @@ from dqnmap_auto.errors import ConfigError, DivergenceError
 from dqnmap_auto.trainer import Trainer, TrainResult
 from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
-#: Builds the extra callbacks of one seed's Trainer (MLflow tracking, for instance).
-CallbackFactory = Callable[[optuna.Trial, int, TrainConfig], Sequence[Callback]]
+
+class TrialObserver(Protocol):
+    """Watches one trial (the MLflow child run and the dashboard note, for instance)."""
+
+    def seed_callback(self, seed_index: int, config: TrainConfig) -> Callback:
+        """The record consumer of one seed's Trainer."""
+
+    def finish(self, trial: optuna.Trial, state: TrialState, *, reason: str | None, trainers: list[Trainer]) -> None:
+        """Called once, before the trial's state is final in Optuna (so it can still write to the trial)."""
+
+
+ObserverFactory = Callable[[optuna.Trial], TrialObserver]
 
 MAX_TRAJECTORY_POINTS = 100
 
@@ -81,9 +92,9 @@ def objective_value(kind: str, history: list[float]) -> float:
 class TrialObjective:
     """The callable handed to ``study.optimize``."""
 
-    def __init__(self, spec: StudySpec, *, callback_factory: CallbackFactory | None = None) -> None:
+    def __init__(self, spec: StudySpec, *, observer_factory: ObserverFactory | None = None) -> None:
         self.spec = spec
-        self.callback_factory = callback_factory
+        self.observer_factory = observer_factory
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
@@ -94,18 +105,30 @@ class TrialObjective:
         except ConfigError as error:
             trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
             return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
+        observer = self.observer_factory(trial) if self.observer_factory is not None else None
         recorder = TrajectoryRecorder()
         trainers = []
         for index, config in enumerate(configs):
             callbacks: list[Callback] = [recorder] if index == 0 else []
-            if self.callback_factory is not None:
-                callbacks += list(self.callback_factory(trial, index, config))
+            if observer is not None:
+                callbacks.append(observer.seed_callback(index, config))
             trainers.append(Trainer(config, callbacks))
+        state, reason = TrialState.FAIL, None
         try:
-            return self._run(trial, trainers, recorder)
+            value = self._run(trial, trainers, recorder)
+            state = TrialState.COMPLETE
+            return value
+        except optuna.TrialPruned as pruned:
+            state, reason = TrialState.PRUNED, str(pruned)
+            raise
+        except BaseException as error:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise
         finally:
             for trainer in trainers:
                 trainer.close()
+            if observer is not None:
+                observer.finish(trial, state, reason=reason, trainers=trainers)
 
     def _run(self, trial: optuna.Trial, trainers: list[Trainer], recorder: TrajectoryRecorder) -> float:
         study = self.spec.study

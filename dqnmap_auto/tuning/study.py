@@ -19,7 +19,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from dqnmap_auto.errors import ConfigError
-from dqnmap_auto.tuning.objective import CallbackFactory, TrialObjective
+from dqnmap_auto.tracking.dashboard_notes import artifact_dir
+from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri, finish_study_run, start_study_run
+from dqnmap_auto.tracking.trial_tracking import TrackingSettings
+from dqnmap_auto.tuning.objective import TrialObjective
 from dqnmap_auto.tuning.spec import StudySpec, build_pruner, build_sampler, load_study_spec
 from dqnmap_auto.tuning.storage import describe_storage, open_storage
 
@@ -83,6 +86,7 @@ def load_existing(location: StudyLocation, name: str) -> optuna.Study:
 
 
 def _worker(
+    tracking: TrackingSettings | None,
     spec_path: str,
     overrides: list[str],
     location: StudyLocation,
@@ -94,7 +98,13 @@ def _worker(
     """Body of one worker process."""
     spec = load_study_spec(spec_path, overrides=overrides)
     study = create_or_continue(spec, location, name=name, worker=worker)
-    study.optimize(TrialObjective(spec), n_trials=n_trials, timeout=timeout, gc_after_trial=True)
+    observer_factory = tracking.observer if tracking is not None else None
+    study.optimize(
+        TrialObjective(spec, observer_factory=observer_factory),
+        n_trials=n_trials,
+        timeout=timeout,
+        gc_after_trial=True,
+    )
 
 
 @dataclass
@@ -151,9 +161,15 @@ def run_study(
     jobs: int = 1,
     overrides: list[str] | tuple[str, ...] = (),
     progress: bool = True,
-    callback_factory: CallbackFactory | None = None,
+    tracking: bool = True,
+    tracking_uri: str | None = None,
 ) -> RunSummary:
-    """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` worker processes."""
+    """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` worker processes.
+
+    With ``tracking`` (the default), the invocation is a parent MLflow run (``tracking_uri``, default: SQLite in
+    the project directory), every trial a child run, and every trial gets an optuna-dashboard note and its
+    plots as Optuna artifacts in ``<dir>/artifacts``.
+    """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     n_trials = n_trials if n_trials is not None else spec.study.n_trials
@@ -161,23 +177,43 @@ def run_study(
     if n_trials is None and timeout is None:
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
     study = create_or_continue(spec, location, name=name)
+    settings = _start_tracking(spec, study, location, tracking_uri) if tracking else None
     already = len(study.get_trials(deepcopy=False))
     bar = TrialProgress(n_trials, already, enabled=progress)
     started = time.perf_counter()
+    failed = True
     try:
         if jobs == 1:
             study.optimize(
-                TrialObjective(spec, callback_factory=callback_factory),
+                TrialObjective(spec, observer_factory=settings.observer if settings is not None else None),
                 n_trials=n_trials,
                 timeout=timeout,
                 callbacks=[lambda s, _t: bar.update(s)],
                 gc_after_trial=True,
             )
         else:
-            _run_workers(spec, location, study, name, n_trials, timeout, jobs, list(overrides), bar)
+            _run_workers(spec, location, study, name, n_trials, timeout, jobs, list(overrides), bar, settings)
+        failed = False
     finally:
         bar.close()
+        if settings is not None and settings.mlflow is not None:
+            finish_study_run(settings.mlflow, study, failed=failed)
     return summarize_run(study, already, time.perf_counter() - started)
+
+
+def _start_tracking(
+    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking_uri: str | None
+) -> TrackingSettings:
+    location.directory.mkdir(parents=True, exist_ok=True)
+    context = start_study_run(
+        study_name=study.study_name,
+        tracking_uri=tracking_uri or default_tracking_uri(location.directory),
+        directory=location.directory,
+        storage=location.describe(),
+        spec_path=spec.source,
+        spec_params={"base": spec.base.model_dump(mode="json"), "study": spec.study.model_dump(mode="json")},
+    )
+    return TrackingSettings(mlflow=context, artifact_dir=artifact_dir(location.directory))
 
 
 def _run_workers(
@@ -190,13 +226,14 @@ def _run_workers(
     jobs: int,
     overrides: list[str],
     bar: TrialProgress,
+    tracking: TrackingSettings | None,
 ) -> None:
     shares = [None] * jobs if n_trials is None else [n_trials // jobs + (i < n_trials % jobs) for i in range(jobs)]
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
             target=_worker,
-            args=(spec.source, overrides, location, name or spec.name, share, timeout, i),
+            args=(tracking, spec.source, overrides, location, name or spec.name, share, timeout, i),
             name=f"dqnmap-worker-{i}",
         )
         for i, share in enumerate(shares)

@@ -1,0 +1,244 @@
+"""A thin MLflow tracker on ``MlflowClient`` with explicit run ids.
+
+One experiment per study, one parent run per ``study run`` invocation, one child run per trial (``trial-<n>``).
+Records are buffered and sent with ``log_batch`` (at each evaluation, when 1000 metrics are waiting, and at
+the end), never one call per step. The final status mirrors Optuna: COMPLETE -> FINISHED, PRUNED -> KILLED,
+FAIL -> FAILED. The run id is stored on the Optuna trial (user attribute ``mlflow_run_id``), and the study and
+trial on the run (tags ``optuna.study``, ``optuna.trial``), so either dashboard leads to the other.
+
+Not built on optuna-integration's ``MLflowCallback``: it logs final values only, serialises parallel trials
+and leaves pruned and failed runs FINISHED.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+from dqnmap_auto.callbacks import Callback, Record
+from dqnmap_auto.config import TrainConfig, dump_config
+from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.tuning.storage import mask_password
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
+MAX_PARAMS_PER_BATCH = 100
+STATUS_OF_STATE = {
+    optuna.trial.TrialState.COMPLETE: RunStatus.to_string(RunStatus.FINISHED),
+    optuna.trial.TrialState.PRUNED: RunStatus.to_string(RunStatus.KILLED),
+    optuna.trial.TrialState.FAIL: RunStatus.to_string(RunStatus.FAILED),
+}
+
+
+def default_tracking_uri(directory: Path) -> str:
+    """The embedded store: SQLite inside the project directory."""
+    return f"sqlite:///{(directory / 'mlflow.db').resolve()}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"agent.lr": "0.0023", ...} (MLflow params are flat strings)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if not isinstance(value, str) else value
+    return out
+
+
+def _batched(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class TrackingContext:
+    """What a worker process needs to log into the parent run (picklable)."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    study_name: str
+    storage: str
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.tracking_uri)
+
+
+def start_study_run(
+    *,
+    study_name: str,
+    tracking_uri: str,
+    directory: Path,
+    storage: str,
+    spec_path: str | None,
+    spec_params: Mapping[str, Any],
+) -> TrackingContext:
+    """Create (or reuse) the study's experiment and open the parent run of this invocation."""
+    client = MlflowClient(tracking_uri)
+    try:
+        experiment = client.get_experiment_by_name(study_name)
+        if experiment is None:
+            artifact_location = None
+            if tracking_uri.startswith("sqlite:///") and str(directory.resolve()) in tracking_uri:
+                artifact_location = (directory / "mlartifacts").resolve().as_uri()
+            experiment_id = client.create_experiment(study_name, artifact_location=artifact_location)
+        else:
+            experiment_id = experiment.experiment_id
+        run = client.create_run(
+            experiment_id,
+            run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
+            tags={"optuna.study": study_name, "optuna.storage": mask_password(storage), "dqnmap.role": "study"},
+        )
+    except Exception as error:  # unreachable server, bad URI, read-only store...
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"--tracking-uri {mask_password(tracking_uri)}: {mask_password(message)[:200]}") from None
+    params = [Param(k, v[:6000]) for k, v in flatten(spec_params).items()]
+    for chunk in _batched(params, MAX_PARAMS_PER_BATCH):
+        client.log_batch(run.info.run_id, params=chunk)
+    if spec_path is not None:
+        client.log_artifact(run.info.run_id, spec_path, artifact_path="spec")
+    return TrackingContext(tracking_uri, experiment_id, run.info.run_id, study_name, mask_password(storage))
+
+
+def finish_study_run(context: TrackingContext, study: optuna.Study, *, failed: bool = False) -> None:
+    """Study-level plots on the parent run, then close it."""
+    from dqnmap_auto.tracking.plots import study_plots
+
+    client = context.client()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in study_plots(study, tmp):
+            client.log_artifact(context.parent_run_id, str(path), artifact_path="plots")
+    try:
+        best = study.best_trial
+        client.log_batch(
+            context.parent_run_id,
+            metrics=[Metric("best_value", best.value, int(time.time() * 1000), best.number)],
+            tags=[RunTag("optuna.best_trial", str(best.number))],
+        )
+    except ValueError:
+        pass
+    client.set_terminated(context.parent_run_id, "FAILED" if failed else "FINISHED")
+
+
+class TrialRun:
+    """The MLflow child run of one trial: params, buffered metrics, artifacts, final status."""
+
+    def __init__(self, context: TrackingContext, trial: optuna.Trial) -> None:
+        self.context = context
+        self.client = context.client()
+        run = self.client.create_run(
+            context.experiment_id,
+            run_name=f"trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": context.parent_run_id,
+                "optuna.study": context.study_name,
+                "optuna.trial": str(trial.number),
+                "optuna.storage": context.storage,
+                "optuna.state": "RUNNING",
+                "dqnmap.role": "trial",
+            },
+        )
+        self.run_id = run.info.run_id
+        trial.set_user_attr("mlflow_run_id", self.run_id)
+        self._pending: list[Metric] = []
+        self.records: dict[int, list[Record]] = {}
+        self.log_lines: list[str] = []
+
+    # -- per seed ----------------------------------------------------------------------------------------
+    def seed_callback(self, seed_index: int, config: TrainConfig) -> Callback:
+        if seed_index == 0:
+            params = flatten(config.model_dump(mode="json"))
+            params.pop("training.seed", None)
+            params["seeds.first"] = str(config.training.seed)
+            for chunk in _batched([Param(k, v[:6000]) for k, v in params.items()], MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=chunk)
+        return _SeedRecords(self, seed_index)
+
+    def add(self, seed_index: int, record: Record) -> None:
+        self.records.setdefault(seed_index, []).append(record)
+        prefix = "" if seed_index == 0 else f"seed{seed_index}/"
+        now = int(time.time() * 1000)
+        step = int(record["step"])
+        self._pending.extend(Metric(prefix + k, float(v), now, step) for k, v in record.items() if k != "step")
+        if "eval_return" in record:
+            self.log_lines.append(f"seed {seed_index} step {step}: eval {record['eval_return']:.2f}")
+        if "eval_return" in record or len(self._pending) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        for chunk in _batched(self._pending, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=chunk)
+        self._pending = []
+
+    # -- end ---------------------------------------------------------------------------------------------
+    def finish(
+        self,
+        state: optuna.trial.TrialState,
+        *,
+        reason: str | None,
+        configs: list[TrainConfig],
+        model: torch.nn.Module | None,
+        bounds: Mapping[str, tuple[float, float]] | None,
+        obs_example: Any = None,
+    ) -> list[Path]:
+        """Upload artifacts and set the final status. Returns the plot files (kept for optuna-dashboard)."""
+        from dqnmap_auto.tracking.plots import run_plots
+
+        self.flush()
+        self.log_lines.append(f"outcome: {state.name}" + (f" ({reason})" if reason else ""))
+        plots_dir = Path(tempfile.mkdtemp(prefix="dqnmap-plots-"))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            if configs:
+                (folder / "config.yaml").write_text(dump_config(configs[0]), encoding="utf-8")
+            with (folder / "metrics.jsonl").open("w", encoding="utf-8") as out:
+                for seed_index, records in sorted(self.records.items()):
+                    for record in records:
+                        out.write(json.dumps({"seed_index": seed_index, **record}) + "\n")
+            (folder / "trial.log").write_text("\n".join(self.log_lines) + "\n", encoding="utf-8")
+            if model is not None:
+                torch.save(model.state_dict(), folder / "model.pt")
+                self._log_pytorch_model(model, folder / "mlflow_model", obs_example)
+            self.client.log_artifacts(self.run_id, str(folder))
+        plots = run_plots(self.records.get(0, []), plots_dir, bounds=bounds)
+        for path in plots:
+            self.client.log_artifact(self.run_id, str(path), artifact_path="plots")
+        tags = [RunTag("optuna.state", state.name)]
+        if reason:
+            tags.append(
+                RunTag("failure_reason" if state == optuna.trial.TrialState.FAIL else "prune_reason", reason[:5000])
+            )
+        self.client.log_batch(self.run_id, tags=tags)
+        self.client.set_terminated(self.run_id, STATUS_OF_STATE[state])
+        return plots
+
+    def _log_pytorch_model(self, model: torch.nn.Module, path: Path, obs_example: Any) -> None:
+        """An ``mlflow.pytorch`` model directory (MLmodel + weights), logged as the artifact ``model``."""
+        import mlflow.pytorch
+
+        # Explicit requirements: MLflow's inference of them starts a subprocess (seconds per trial).
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+        mlflow.pytorch.save_model(
+            model, str(path), serialization_format="pt2", input_example=obs_example, pip_requirements=requirements
+        )
+        self.client.log_artifacts(self.run_id, str(path), artifact_path="model")
+
+
+class _SeedRecords(Callback):
+    def __init__(self, run: TrialRun, seed_index: int) -> None:
+        self.run = run
+        self.seed_index = seed_index
+
+    def on_record(self, record: Record) -> None:
+        self.run.add(self.seed_index, record)

@@ -1,0 +1,71 @@
+"""The trial observer that publishes everywhere: the MLflow child run and the optuna-dashboard note/artifacts."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from dqnmap_auto.callbacks import Callback, RecordCollector
+from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.tracking.dashboard_notes import publish, trial_note
+from dqnmap_auto.tracking.mlflow_tracker import TrackingContext, TrialRun
+from dqnmap_auto.tracking.plots import run_plots
+from dqnmap_auto.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Picklable: what a worker process needs to build the observers of its trials."""
+
+    mlflow: TrackingContext | None
+    artifact_dir: Path | None
+
+    def observer(self, trial: optuna.Trial) -> TrialTracking:
+        return TrialTracking(self, trial)
+
+
+class TrialTracking:
+    def __init__(self, settings: TrackingSettings, trial: optuna.Trial) -> None:
+        self.settings = settings
+        self.run = TrialRun(settings.mlflow, trial) if settings.mlflow is not None else None
+        self.collector = RecordCollector()  # seed 0, for the plots when MLflow is off
+        self.configs: list[TrainConfig] = []
+
+    def seed_callback(self, seed_index: int, config: TrainConfig) -> Callback:
+        self.configs.append(config)
+        if self.run is not None:
+            return self.run.seed_callback(seed_index, config)
+        return self.collector if seed_index == 0 else Callback()
+
+    def finish(self, trial: optuna.Trial, state: TrialState, *, reason: str | None, trainers: list[Trainer]) -> None:
+        first = trainers[0]
+        tuning = first.config.self_tuning
+        bounds = {n: (b.low, b.high) for n, b in tuning.bounds.items() if n in first.tuner.space.names}
+        if self.run is not None:
+            obs = first.replay.obs[:1] if len(first.replay) else None
+            plots = self.run.finish(
+                state, reason=reason, configs=self.configs, model=first.agent.q_net, bounds=bounds, obs_example=obs
+            )
+        else:
+            import tempfile
+
+            plots = run_plots(self.collector.records, tempfile.mkdtemp(prefix="dqnmap-plots-"), bounds=bounds)
+        if self.settings.artifact_dir is not None:
+            last = first.last_eval
+            note = trial_note(
+                number=trial.number,
+                state=state.name,
+                tuned=first.tuner.space.names,
+                initial=first.initial_hyperparams,
+                final=first.tuner.space.current(),
+                final_eval=last.mean if last is not None else None,
+                reason=reason,
+                mlflow_run_id=self.run.run_id if self.run is not None else None,
+            )
+            publish(trial, note, plots, self.settings.artifact_dir)
+        if plots:
+            shutil.rmtree(Path(plots[0]).parent, ignore_errors=True)
