@@ -6,9 +6,9 @@
         logging, expressed as the env-steps/s bound they leave for any implementation.
 
 Each variant runs ``--repeats`` times, interleaved (a b c d e a b c d e ...) so that load on this shared
-machine hits all of them alike; the median is reported. Usage::
+machine hits all of them alike; each ratio is the median over rounds of the ratio within a round. Usage::
 
-    python benchmarks/speed.py            # full: 20k env steps, 3 repeats
+    python benchmarks/speed.py            # full: 20k env steps, 5 rounds
     python benchmarks/speed.py --quick    # 3k env steps, 1 repeat (smoke test)
 """
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     steps = args.steps or (3_000 if args.quick else 20_000)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     torch.set_num_threads(1)
 
     variants: dict[str, Callable[[], float]] = {

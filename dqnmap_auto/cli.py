@@ -10,12 +10,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from dqnmap_auto import __version__
 from dqnmap_auto.errors import ConfigError, DivergenceError, DqnmapError
+
+if TYPE_CHECKING:
+    from dqnmap_auto.tuning.study import StudyLocation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,7 +135,7 @@ def location_options(func: F) -> F:
     return func
 
 
-def _location(storage: str | None, directory: str | None):  # type: ignore[no-untyped-def]
+def _location(storage: str | None, directory: str | None) -> StudyLocation:
     from dqnmap_auto.tuning.storage import project_dir
     from dqnmap_auto.tuning.study import StudyLocation
 

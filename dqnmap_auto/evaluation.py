@@ -42,7 +42,7 @@ class Evaluator:
         )
 
     def __call__(self, policy: Callable[[np.ndarray], np.ndarray]) -> EvalResult:
-        obs, _ = self.envs.reset(seed=self.seeds)
+        obs, _ = self.envs.reset(seed=self.seeds)  # type: ignore[arg-type]  # a list seeds each sub-env
         n = len(self.seeds)
         returns = np.zeros(n, dtype=np.float64)
         running = np.ones(n, dtype=bool)

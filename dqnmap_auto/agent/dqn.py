@@ -69,7 +69,7 @@ class DQNAgent:
         self.q_net: nn.Module = build_q_network(
             obs_shape, n_actions, net_arch=config.net_arch, activation=config.activation
         ).to(device=self.device, dtype=dtype)
-        self._params = list(self.q_net.parameters())
+        self._params: list[torch.Tensor] = list(self.q_net.parameters())
         self.target_net: nn.Module = copy.deepcopy(self.q_net)
         self.target_net.requires_grad_(False)
         # fused=True: one kernel for the whole update (CPU and CUDA), ~2x faster than the per-tensor loop.
@@ -149,7 +149,7 @@ class DQNAgent:
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
         """theta_target <- tau * theta + (1 - tau) * theta_target (tau = 1: hard copy)."""
-        target = list(self.target_net.parameters())
+        target: list[torch.Tensor] = list(self.target_net.parameters())
         if tau >= 1.0:
             torch._foreach_copy_(target, self.params)
         else:

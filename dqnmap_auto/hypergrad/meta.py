@@ -21,6 +21,7 @@ everything, the targets' dependence on gamma and tau included. Derivatives use `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +54,7 @@ class LookaheadSettings:
     adam_eps: float = 1e-8
 
 
-def _q_function(model: nn.Module, params: Params):  # type: ignore[no-untyped-def]
+def _q_function(model: nn.Module, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda obs: functional_call(model, params, (obs,))
 
 
@@ -152,7 +153,7 @@ class MetaGradientTuner(FixedTuner):
         self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
     ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
-        named = dict(self.agent.q_net.named_parameters())
+        named: dict[str, torch.Tensor] = dict(self.agent.q_net.named_parameters())
         objective = lookahead_objective(
             self.space.z,
             space=self.space,

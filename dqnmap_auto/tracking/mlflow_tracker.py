@@ -75,6 +75,24 @@ class TrackingContext:
         return MlflowClient(self.tracking_uri)
 
 
+def check_reachable(tracking_uri: str, *, timeout: float = 5.0) -> None:
+    """Fail fast on an http(s) tracking server that does not answer (MLflow's client retries for minutes)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(f"--tracking-uri {mask_password(tracking_uri)}: unreachable ({reason})") from None
+
+
 def start_study_run(
     *,
     study_name: str,
@@ -85,6 +103,7 @@ def start_study_run(
     spec_params: Mapping[str, Any],
 ) -> TrackingContext:
     """Create (or reuse) the study's experiment and open the parent run of this invocation."""
+    check_reachable(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         experiment = client.get_experiment_by_name(study_name)
@@ -121,6 +140,7 @@ def finish_study_run(context: TrackingContext, study: optuna.Study, *, failed: b
             client.log_artifact(context.parent_run_id, str(path), artifact_path="plots")
     try:
         best = study.best_trial
+        assert best.value is not None
         client.log_batch(
             context.parent_run_id,
             metrics=[Metric("best_value", best.value, int(time.time() * 1000), best.number)],

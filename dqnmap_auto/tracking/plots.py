@@ -164,7 +164,7 @@ def run_plots(
     written = []
     for name, plot in RUN_PLOTS.items():
         kwargs = {"bounds": bounds} if plot is hyperparameter_trajectories else {}
-        out = plot(records, Path(directory) / name, **kwargs)  # type: ignore[operator]
+        out = plot(records, Path(directory) / name, **kwargs)
         if out is not None:
             written.append(out)
     return written

@@ -20,7 +20,12 @@ from tqdm.auto import tqdm
 
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tracking.dashboard_notes import artifact_dir
-from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri, finish_study_run, start_study_run
+from dqnmap_auto.tracking.mlflow_tracker import (
+    check_reachable,
+    default_tracking_uri,
+    finish_study_run,
+    start_study_run,
+)
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
 from dqnmap_auto.tuning.objective import TrialObjective
 from dqnmap_auto.tuning.spec import StudySpec, build_pruner, build_sampler, load_study_spec
@@ -176,6 +181,8 @@ def run_study(
     timeout = timeout if timeout is not None else spec.study.timeout
     if n_trials is None and timeout is None:
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
+    if tracking:  # before anything is written: a bad tracking URI must leave no study behind
+        check_reachable(tracking_uri or default_tracking_uri(location.directory))
     study = create_or_continue(spec, location, name=name)
     settings = _start_tracking(spec, study, location, tracking_uri) if tracking else None
     already = len(study.get_trials(deepcopy=False))
