@@ -12,6 +12,8 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +21,8 @@ import torch
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.agent.replay import Batch, ReplayBuffer
 from dqnmap_auto.callbacks import Callback, Record
+from dqnmap_auto.checkpoint import load as load_checkpoint
+from dqnmap_auto.checkpoint import save_atomic
 from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.envs import final_observations, make_train_envs
 from dqnmap_auto.errors import DivergenceError
@@ -37,6 +41,11 @@ class TrainResult:
     initial_hyperparams: dict[str, float]
     stopped_early: bool = False
     eval_history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` strictly after ``step``."""
+    return (step // every + 1) * every
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,9 +81,17 @@ class Trainer:
         config: the validated train config.
         callbacks: record consumers (progress bar, JSONL, Optuna reporter, MLflow tracker, ...).
         use_schedule: replay ``config.schedule`` instead of self-tuning.
+        checkpoint_path: where to save a checkpoint every ``training.checkpoint_every`` env steps.
     """
 
-    def __init__(self, config: TrainConfig, callbacks: Sequence[Callback] = (), *, use_schedule: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: Sequence[Callback] = (),
+        *,
+        use_schedule: bool = False,
+        checkpoint_path: str | Path | None = None,
+    ) -> None:
         self.config = config
         self.callbacks = list(callbacks)
         training = config.training
@@ -101,6 +118,8 @@ class Trainer:
         self._last_eval: EvalResult | None = None
         self._probe_obs: np.ndarray | None = None
         self._probe_actions: np.ndarray | None = None
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
+        self.resumed_from_step: int | None = None
 
     # -- schedule ---------------------------------------------------------------------------------------
     @property
@@ -198,13 +217,16 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_start(self)
         training = self.config.training
-        self._obs, _ = self.envs.reset(seed=training.seed)
+        # A resumed run cannot restore the envs' internal state: new episodes, seeded from the step.
+        self._obs, _ = self.envs.reset(seed=training.seed + self.step)
         self._loss_sum = torch.zeros((), device=self.device)
         self._q_sum = torch.zeros((), device=self.device)
         self._n_updates = 0
-        self._next_log = training.log_every
-        self._next_eval = training.eval_every if training.eval_every > 0 else None
-        self._last_time, self._last_step, self._eval_seconds = time.perf_counter(), 0, 0.0
+        self._next_log = _next_multiple(self.step, training.log_every)
+        self._next_eval = _next_multiple(self.step, training.eval_every) if training.eval_every > 0 else None
+        every = training.checkpoint_every
+        self._next_checkpoint = _next_multiple(self.step, every) if every and self.checkpoint_path else None
+        self._last_time, self._last_step, self._eval_seconds = time.perf_counter(), self.step, 0.0
 
     @property
     def last_eval(self) -> EvalResult | None:
@@ -255,6 +277,9 @@ class Trainer:
                     started = time.perf_counter()
                     self._emit_eval(self.evaluate())
                     self._eval_seconds += time.perf_counter() - started
+            if self._next_checkpoint is not None and self.step >= self._next_checkpoint:
+                self._next_checkpoint = _next_multiple(self.step, training.checkpoint_every)
+                self.save_checkpoint()
 
     def _emit_training_record(self, epsilon: float) -> None:
         now = time.perf_counter()
@@ -301,6 +326,56 @@ class Trainer:
             self.close()
             raise
         return self.finish()
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to go on from this step (see ``dqnmap_auto.checkpoint``)."""
+        last = self._last_eval
+        return {
+            "step": self.step,
+            "vector_steps": self.vector_steps,
+            "agent": self.agent.state_dict(),
+            "tuner": self.tuner.state_dict(),
+            "replay": self.replay.state_dict(newest=self.config.training.checkpoint_replay),
+            "rng": {
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+            },
+            "eval_history": [list(point) for point in self.eval_history],
+            "last_eval": last.to_dict() if last is not None else None,
+            "probe": {"obs": self._probe_obs, "actions": self._probe_actions},
+            "initial_hyperparams": dict(self.initial_hyperparams),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; call before :meth:`start`."""
+        self.step = int(state["step"])
+        self.vector_steps = int(state["vector_steps"])
+        self.agent.load_state_dict(state["agent"])
+        self.tuner.load_state_dict(state["tuner"])
+        self.replay.load_state_dict(state["replay"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        self.eval_history = [(int(s), float(v)) for s, v in state["eval_history"]]
+        last = state["last_eval"]
+        self._last_eval = EvalResult(float(last["mean"]), float(last["std"]), list(last["returns"])) if last else None
+        probe = state["probe"]
+        self._probe_obs = None if probe["obs"] is None else np.asarray(probe["obs"])
+        self._probe_actions = None if probe["actions"] is None else np.asarray(probe["actions"])
+        self.initial_hyperparams = dict(state["initial_hyperparams"])
+        self.resumed_from_step = self.step
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        target = Path(path) if path is not None else self.checkpoint_path
+        if target is None:
+            raise ValueError("no checkpoint path")
+        return save_atomic(self.state_dict(), target)
+
+    def resume(self, path: str | Path) -> None:
+        """Load a checkpoint file (``weights_only=True``)."""
+        self.load_state_dict(load_checkpoint(path))
 
     def close(self) -> None:
         """Release the envs (idempotent)."""

@@ -108,14 +108,15 @@ class ReplayBuffer:
             terminated=torch.from_numpy(self.terminated[index]),
         )
 
-    def state_dict(self) -> dict[str, object]:
-        """Arrays and ring position, for checkpoints."""
-        return {
-            "obs": self.obs[: self.size].copy(),
-            "next_obs": self.next_obs[: self.size].copy(),
-            "actions": self.actions[: self.size].copy(),
-            "rewards": self.rewards[: self.size].copy(),
-            "terminated": self.terminated[: self.size].copy(),
-            "position": self.position,
-            "size": self.size,
-        }
+    def state_dict(self, *, newest: int | None = None) -> dict[str, np.ndarray]:
+        """The ``newest`` transitions (all by default) in insertion order, for checkpoints."""
+        keep = self.size if newest is None else min(newest, self.size)
+        index = (self.position - keep + np.arange(keep)) % self.capacity
+        return {name: getattr(self, name)[index] for name in ("obs", "actions", "rewards", "next_obs", "terminated")}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Refill from :meth:`state_dict` (arrays may arrive as tensors), oldest first."""
+        arrays = {k: np.asarray(v) for k, v in state.items()}
+        self.position = self.size = 0
+        if len(arrays["actions"]):
+            self.add(arrays["obs"], arrays["actions"], arrays["rewards"], arrays["next_obs"], arrays["terminated"])

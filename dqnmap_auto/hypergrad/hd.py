@@ -57,8 +57,7 @@ class HypergradientDescentTuner(FixedTuner):
         z = min(max(math.log(self._values["lr"]) + self.beta * cosine, self._z_low), self._z_high)
         with torch.no_grad():
             self.space.z.fill_(z)
-        self._values["lr"] = math.exp(z)
-        self.agent.set_lr(self._values["lr"])
+        self._refresh()  # lr read back from z (its dtype), as a checkpoint restore will read it
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None

@@ -171,6 +171,12 @@ class TrialRun:
         )
         self.run_id = run.info.run_id
         trial.set_user_attr("mlflow_run_id", self.run_id)
+        retry_of = trial.user_attrs.get("dqnmap.retry_of")
+        if retry_of is not None:  # link the retry to the run of the trial it continues
+            previous = trial.study.get_trials(deepcopy=False)[int(retry_of)].user_attrs.get("mlflow_run_id")
+            self.client.set_tag(self.run_id, "dqnmap.retry_of_trial", str(retry_of))
+            if previous:
+                self.client.set_tag(self.run_id, "dqnmap.retry_of_run", previous)
         self._pending: list[Metric] = []
         self.records: dict[int, list[Record]] = {}
         self.log_lines: list[str] = []

@@ -188,6 +188,7 @@ def study_plots(study: object, directory: str | Path) -> list[Path]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)  # "too few trials" notes on small studies
                 axes = function(study)  # type: ignore[operator]
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances need >= 2 finished trials
             continue

@@ -27,6 +27,16 @@ class TrackingSettings:
     def observer(self, trial: optuna.Trial) -> TrialTracking:
         return TrialTracking(self, trial)
 
+    def fail_stale_run(self, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+        """A dead worker's trial: its MLflow run becomes FAILED with the reason."""
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if self.mlflow is None or run_id is None:
+            return
+        client = self.mlflow.client()
+        client.set_tag(run_id, "optuna.state", "FAIL")
+        client.set_tag(run_id, "failure_reason", f"stale: {reason}")
+        client.set_terminated(run_id, "FAILED")
+
 
 class TrialTracking:
     def __init__(self, settings: TrackingSettings, trial: optuna.Trial) -> None:
@@ -46,7 +56,7 @@ class TrialTracking:
         tuning = first.config.self_tuning
         bounds = {n: (b.low, b.high) for n, b in tuning.bounds.items() if n in first.tuner.space.names}
         if self.run is not None:
-            obs = first.replay.obs[:1] if len(first.replay) else None
+            obs = first.replay.obs[:2] if len(first.replay) > 1 else None  # batch of 2: no export specialisation
             plots = self.run.finish(
                 state, reason=reason, configs=self.configs, model=first.agent.q_net, bounds=bounds, obs_example=obs
             )

@@ -13,16 +13,19 @@ trial is a legitimate outcome of a configuration, not a bug.
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.errors import ConfigError, DivergenceError
 from dqnmap_auto.trainer import Trainer, TrainResult
+from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR, Heartbeat, recover_stale_trials
 from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
 
@@ -92,9 +95,30 @@ def objective_value(kind: str, history: list[float]) -> float:
 class TrialObjective:
     """The callable handed to ``study.optimize``."""
 
-    def __init__(self, spec: StudySpec, *, observer_factory: ObserverFactory | None = None) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        observer_factory: ObserverFactory | None = None,
+        checkpoint_dir: Path | None = None,
+        on_stale: Callable[[FrozenTrial, str], None] | None = None,
+    ) -> None:
+        """
+        Args:
+            spec: the study spec.
+            observer_factory: builds the tracking of each trial (MLflow, optuna-dashboard), if any.
+            checkpoint_dir: where trials checkpoint (``<dir>/trial-<n>/seed-<i>.pt``); None: no checkpoints.
+            on_stale: told about each stale trial this worker recovers (to fail its MLflow run).
+        """
         self.spec = spec
         self.observer_factory = observer_factory
+        self.checkpoint_dir = checkpoint_dir
+        self.on_stale = on_stale
+
+    def checkpoint_path(self, trial_number: int, seed_index: int) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        return self.checkpoint_dir / f"trial-{trial_number}" / f"seed-{seed_index}.pt"
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
@@ -105,6 +129,11 @@ class TrialObjective:
         except ConfigError as error:
             trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
             return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
+        recover_stale_trials(trial.study, grace=spec.study.stale_after, on_failed=self.on_stale)
+        with Heartbeat(trial, interval=spec.study.heartbeat_interval):
+            return self._train_trial(trial, configs)
+
+    def _train_trial(self, trial: optuna.Trial, configs: list[TrainConfig]) -> float:
         observer = self.observer_factory(trial) if self.observer_factory is not None else None
         recorder = TrajectoryRecorder()
         trainers = []
@@ -112,7 +141,13 @@ class TrialObjective:
             callbacks: list[Callback] = [recorder] if index == 0 else []
             if observer is not None:
                 callbacks.append(observer.seed_callback(index, config))
-            trainers.append(Trainer(config, callbacks))
+            if self.checkpoint_dir is not None:
+                every = self.spec.study.checkpoint_every or self.spec.study.eval_every
+                config = config.model_copy(
+                    update={"training": config.training.model_copy(update={"checkpoint_every": every})}
+                )
+            trainers.append(Trainer(config, callbacks, checkpoint_path=self.checkpoint_path(trial.number, index)))
+        self._resume_retry(trial, trainers)
         state, reason = TrialState.FAIL, None
         try:
             value = self._run(trial, trainers, recorder)
@@ -129,6 +164,31 @@ class TrialObjective:
                 trainer.close()
             if observer is not None:
                 observer.finish(trial, state, reason=reason, trainers=trainers)
+            if state != TrialState.FAIL and self.checkpoint_dir is not None:  # a failed trial's stay for a retry
+                shutil.rmtree(self.checkpoint_dir / f"trial-{trial.number}", ignore_errors=True)
+
+    def _resume_retry(self, trial: optuna.Trial, trainers: list[Trainer]) -> None:
+        """A retry of a dead trial resumes from its latest checkpoints and re-reports its earlier values."""
+        retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
+        if retry_of is None:
+            return
+        resumed = []
+        for index, trainer in enumerate(trainers):
+            path = self.checkpoint_path(int(retry_of), index)
+            if path is not None and path.exists():
+                trainer.resume(path)
+                resumed.append(trainer.step)
+        if len(resumed) != len(trainers) or len(set(resumed)) != 1:  # partial or inconsistent: start over
+            for trainer in trainers:
+                if trainer.resumed_from_step is not None:
+                    raise RuntimeError(f"trial {retry_of}: checkpoints of its seeds disagree ({resumed})")
+            return
+        step = resumed[0]
+        previous = trial.study.get_trials(deepcopy=False)[int(retry_of)]
+        for reported_step, value in sorted(previous.intermediate_values.items()):
+            if reported_step <= step:
+                trial.report(value, reported_step)
+        trial.set_user_attr("resumed_from_step", step)
 
     def _run(self, trial: optuna.Trial, trainers: list[Trainer], recorder: TrajectoryRecorder) -> float:
         study = self.spec.study
@@ -139,6 +199,11 @@ class TrialObjective:
             trainer.start()
         try:
             for eval_index, step in enumerate(range(study.eval_every, total, study.eval_every)):
+                if step <= trainers[0].step:  # already done before a resume
+                    history.append(
+                        trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values.get(step, 0.0)
+                    )
+                    continue
                 for trainer in trainers:
                     trainer.train_until(step)
                 returns = [t.last_eval.mean for t in trainers if t.last_eval is not None]

@@ -140,6 +140,9 @@ class StudySettings(_Strict):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)
+    checkpoint_every: int | None = Field(None, ge=1, description="Env steps between trial checkpoints [eval_every].")
+    stale_after: float = Field(60.0, gt=0, description="Seconds without heartbeat before a running trial is stale.")
+    heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between a running trial's heartbeats.")
     enqueue: list[dict[str, Any]] = Field(
         default_factory=list, description="Parameter sets evaluated first when the study is created."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from dqnmap_auto.tracking.mlflow_tracker import (
 )
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
 from dqnmap_auto.tuning.objective import TrialObjective
+from dqnmap_auto.tuning.recovery import recover_stale_trials
 from dqnmap_auto.tuning.spec import StudySpec, build_pruner, build_sampler, load_study_spec
 from dqnmap_auto.tuning.storage import describe_storage, open_storage
 
@@ -103,9 +105,8 @@ def _worker(
     """Body of one worker process."""
     spec = load_study_spec(spec_path, overrides=overrides)
     study = create_or_continue(spec, location, name=name, worker=worker)
-    observer_factory = tracking.observer if tracking is not None else None
     study.optimize(
-        TrialObjective(spec, observer_factory=observer_factory),
+        make_objective(spec, study, location, tracking),
         n_trials=n_trials,
         timeout=timeout,
         gc_after_trial=True,
@@ -191,14 +192,16 @@ def run_study(
     failed = True
     try:
         if jobs == 1:
+            recover_stale_trials(study, grace=spec.study.stale_after, on_failed=_on_stale(settings))
             study.optimize(
-                TrialObjective(spec, observer_factory=settings.observer if settings is not None else None),
+                make_objective(spec, study, location, settings),
                 n_trials=n_trials,
                 timeout=timeout,
                 callbacks=[lambda s, _t: bar.update(s)],
                 gc_after_trial=True,
             )
         else:
+            recover_stale_trials(study, grace=spec.study.stale_after, on_failed=_on_stale(settings))
             _run_workers(spec, location, study, name, n_trials, timeout, jobs, list(overrides), bar, settings)
         failed = False
     finally:
@@ -206,6 +209,22 @@ def run_study(
         if settings is not None and settings.mlflow is not None:
             finish_study_run(settings.mlflow, study, failed=failed)
     return summarize_run(study, already, time.perf_counter() - started)
+
+
+def make_objective(
+    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking: TrackingSettings | None
+) -> TrialObjective:
+    """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
+    return TrialObjective(
+        spec,
+        observer_factory=tracking.observer if tracking is not None else None,
+        checkpoint_dir=location.directory / "checkpoints" / study.study_name,
+        on_stale=_on_stale(tracking),
+    )
+
+
+def _on_stale(tracking: TrackingSettings | None) -> Callable[[optuna.trial.FrozenTrial, str], None] | None:
+    return tracking.fail_stale_run if tracking is not None else None
 
 
 def _start_tracking(
