@@ -90,10 +90,12 @@ def train(
     """
     from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
     from dqnmap_auto.config import load_train_config
+    from dqnmap_auto.envs import check_env
     from dqnmap_auto.run_dir import prepare_run_dir, write_config, write_results
     from dqnmap_auto.trainer import Trainer
 
     config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
+    check_env(config.env)  # before anything is written
     if use_schedule and not config.schedule:
         raise ConfigError(f"--schedule: {config_path} has no `schedule` section (write one with `study best --export`)")
     out_dir = prepare_run_dir(
@@ -272,14 +274,15 @@ def study_best(name: str, export_path: str | None, storage: str | None, director
 
     found = load_existing(_location(storage, directory), name)
     trial = best_trial(found)
+    written = export_best(found, export_path) if export_path else None  # fails before anything is printed
     click.echo(f"best trial {trial.number}: value {trial.value:.2f}")
     for key, value in trial.params.items():
         click.echo(f"  {key} = {_short(value)}")
     initial, final = trial.user_attrs.get("hp_initial", {}), trial.user_attrs.get("hp_final", {})
     for key in trial.user_attrs.get("tuned", []):
         click.echo(f"  self-tuned {key}: {_short(initial.get(key))} -> {_short(final.get(key))}")
-    if export_path:
-        click.echo(f"wrote {export_best(found, export_path)}")
+    if written is not None:
+        click.echo(f"wrote {written}")
 
 
 @study.command("enqueue")

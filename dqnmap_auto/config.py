@@ -121,6 +121,12 @@ class SelfTuningConfig(_Section):
     )
     hypergrad_clip: float = Field(1.0, gt=0, description="Clip on the norm of the hypergradient vector.")
     bounds: dict[str, ParamBounds] = Field(default_factory=_default_bounds)
+    max_change: float | None = Field(
+        10.0,
+        gt=1,
+        description="Trust region: a tuned value stays within this factor of its initial value (odds for gamma "
+        "and tau); null: only the bounds apply.",
+    )
     reference: dict[str, float] = Field(
         default_factory=lambda: {"gamma": 0.99, "huber_delta": 1.0},
         description="Fixed values used by the outer (meta) loss, so tuned values cannot collapse.",

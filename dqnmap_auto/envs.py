@@ -28,6 +28,24 @@ def check_env_id(env_id: str) -> None:
         raise ConfigError(f"env.id: unknown gymnasium environment {env_id!r}{hint}")
 
 
+def check_env(config: EnvConfig) -> None:
+    """Build the env once and check what DQN needs (registered id, valid kwargs, Discrete actions)."""
+    check_env_id(config.id)
+    try:
+        env = gym.make(config.id, **config.kwargs)
+    except Exception as error:  # gymnasium raises many types for bad kwargs / missing extras
+        raise EnvCreationError(f"env: cannot create {config.id!r}: {error}".splitlines()[0]) from None
+    try:
+        _check_discrete(config.id, env.action_space)
+    finally:
+        env.close()
+
+
+def _check_discrete(env_id: str, space: gym.Space) -> None:
+    if not isinstance(space, gym.spaces.Discrete):
+        raise ConfigError(f"env.id: {env_id} has a {type(space).__name__} action space; DQN needs Discrete actions")
+
+
 def make_train_envs(config: EnvConfig, seed: int) -> gym.vector.VectorEnv:
     """The training vector env, seeded (envs get seed, seed+1, ...) and recording episode statistics."""
     check_env_id(config.id)
@@ -41,12 +59,11 @@ def make_train_envs(config: EnvConfig, seed: int) -> gym.vector.VectorEnv:
         )
     except Exception as error:  # gymnasium raises many types for bad kwargs / missing extras
         raise EnvCreationError(f"env: cannot create {config.id!r}: {error}".splitlines()[0]) from None
-    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
+    try:
+        _check_discrete(config.id, envs.single_action_space)
+    except ConfigError:
         envs.close()
-        raise ConfigError(
-            f"env.id: {config.id} has a {type(envs.single_action_space).__name__} action space; "
-            "DQN needs Discrete actions"
-        )
+        raise
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     envs.action_space.seed(seed)
     return envs

@@ -110,6 +110,7 @@ def test_gamma_does_not_collapse_with_default_references(reference_gamma: float 
     enough to drive it to the lower bound (0.8) in the same budget, so the first check is not vacuous."""
     config = small_config("meta", steps=4000)
     config.self_tuning.params = ["gamma"]
+    config.self_tuning.max_change = None  # the absolute bounds alone: the control run must reach 0.8
     config.self_tuning.lookahead = 1
     config.self_tuning.interval = 2
     config.self_tuning.meta_lr = 0.05

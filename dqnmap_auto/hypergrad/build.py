@@ -10,7 +10,7 @@ from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.hypergrad.hd import HypergradientDescentTuner
 from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
 from dqnmap_auto.hypergrad.schedule import ScheduleTuner
-from dqnmap_auto.hypergrad.space import HyperSpace
+from dqnmap_auto.hypergrad.space import HyperSpace, trust_region
 from dqnmap_auto.hypergrad.tuner import FixedTuner
 
 
@@ -20,7 +20,9 @@ def build_space(
     """The hyperparameter space: all four values, the ones ``self_tuning`` selects as tuned."""
     agent, tuning = config.agent, config.self_tuning
     initial = {"lr": agent.lr, "gamma": agent.gamma, "huber_delta": agent.huber_delta, "tau": agent.tau}
-    bounds = {name: (b.low, b.high) for name, b in tuning.bounds.items()}
+    bounds = {
+        name: trust_region(name, initial[name], (b.low, b.high), tuning.max_change) for name, b in tuning.bounds.items()
+    }
     return HyperSpace(initial, tuning.tuned(), bounds, dtype=dtype, device=device)
 
 

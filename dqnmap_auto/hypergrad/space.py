@@ -28,6 +28,25 @@ def from_unconstrained(name: str, z: torch.Tensor) -> torch.Tensor:
     return torch.exp(z) if TRANSFORMS[name] == "log" else torch.sigmoid(z)
 
 
+def trust_region(
+    name: str, initial: float, bounds: tuple[float, float], max_change: float | None
+) -> tuple[float, float]:
+    """``bounds`` narrowed to at most a factor ``max_change`` away from ``initial`` (in z: |z - z0| <= log k).
+
+    For lr and delta the factor applies to the value, for gamma and tau to the odds x / (1 - x). Why: one-step
+    meta-objectives are biased towards small learning rates (Wu et al. 2018); a trust region keeps the inner
+    loop a local refinement of the scale the outer loop (Optuna) chose.
+    """
+    low, high = bounds
+    x0 = min(max(initial, low), high)
+    if max_change is None:
+        return low, high
+    z0, radius = to_unconstrained(name, x0), math.log(max_change)
+    near_low = float(from_unconstrained(name, torch.tensor(z0 - radius, dtype=torch.float64)))
+    near_high = float(from_unconstrained(name, torch.tensor(z0 + radius, dtype=torch.float64)))
+    return max(low, near_low), min(high, near_high)
+
+
 class HyperSpace:
     """The current hyperparameter values; the tuned ones are entries of the leaf tensor ``z``.
 

@@ -252,11 +252,9 @@ def load_study_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] 
     _check_search_space(spec)
     build_sampler(settings.sampler)
     build_pruner(settings.pruner)
-    if settings.env is not None:
-        from dqnmap_auto.envs import check_env_id
+    from dqnmap_auto.envs import check_env
 
-        check_env_id(settings.env)
-    spec.trial_config({}, seed=0)  # the study's fixed settings must give a valid config too
+    check_env(spec.trial_config({}, seed=0).env)  # also validates the study's fixed settings
     for index, params in enumerate(settings.enqueue):
         unknown = sorted(set(params) - set(settings.search_space))
         if unknown:

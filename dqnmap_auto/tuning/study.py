@@ -186,7 +186,8 @@ def run_study(
         check_reachable(tracking_uri or default_tracking_uri(location.directory))
     study = create_or_continue(spec, location, name=name)
     settings = _start_tracking(spec, study, location, tracking_uri) if tracking else None
-    already = len(study.get_trials(deepcopy=False))
+    # Trials that exist and are not waiting; waiting ones (enqueued) run in this invocation and count as new.
+    already = len([t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING])
     bar = TrialProgress(n_trials, already, enabled=progress)
     started = time.perf_counter()
     failed = True

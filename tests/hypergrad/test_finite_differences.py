@@ -149,3 +149,14 @@ def test_unconstrained_maps_are_inverse() -> None:
     for name, value in [("lr", 3e-4), ("huber_delta", 2.5), ("gamma", 0.997), ("tau", 0.02)]:
         z = torch.tensor(to_unconstrained(name, value), dtype=torch.float64)
         assert float(from_unconstrained(name, z)) == pytest.approx(value, rel=1e-12)
+
+
+def test_trust_region_limits_the_change_from_the_initial_value() -> None:
+    from dqnmap_auto.hypergrad.space import trust_region
+
+    assert trust_region("lr", 1e-3, (1e-5, 0.1), 10.0) == pytest.approx((1e-4, 1e-2))
+    assert trust_region("lr", 1e-3, (5e-4, 0.1), 10.0) == pytest.approx((5e-4, 1e-2))  # bounds still apply
+    low, high = trust_region("gamma", 0.99, (0.8, 0.9995), 10.0)
+    odds = 0.99 / 0.01
+    assert low / (1 - low) == pytest.approx(odds / 10) and high / (1 - high) == pytest.approx(odds * 10)
+    assert trust_region("gamma", 0.99, (0.8, 0.9995), None) == (0.8, 0.9995)
