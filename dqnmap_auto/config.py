@@ -132,6 +132,14 @@ class SelfTuningConfig(_Section):
         description="Fixed values used by the outer (meta) loss, so tuned values cannot collapse.",
     )
 
+    @field_validator("params", mode="before")
+    @classmethod
+    def _split_params(cls, params: object) -> object:
+        """Accept "gamma,tau" as well as a list: a study's search space can only offer strings."""
+        if isinstance(params, str):
+            return [p.strip() for p in params.split(",") if p.strip()]
+        return params
+
     @field_validator("params")
     @classmethod
     def _known_params(cls, params: list[str]) -> list[str]:
