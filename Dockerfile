@@ -26,7 +26,7 @@ RUN useradd --create-home --uid 1000 dqnmap \
     && mkdir -p /work/dqnmap-runs \
     && chown -R dqnmap:dqnmap /work
 COPY --chown=dqnmap:dqnmap studies /work/studies
-USER dqnmap
+USER 1000:1000
 WORKDIR /work
 VOLUME ["/work/dqnmap-runs"]
 # optuna-dashboard, MLflow UI

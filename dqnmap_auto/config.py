@@ -121,6 +121,12 @@ class SelfTuningConfig(_Section):
     )
     hypergrad_clip: float = Field(1.0, gt=0, description="Clip on the norm of the hypergradient vector.")
     bounds: dict[str, ParamBounds] = Field(default_factory=_default_bounds)
+    max_steps_at_bound: int | None = Field(
+        None,
+        ge=1,
+        description="Stop the run as diverged when a tuned value sits on a bound for this many env steps "
+        "(null: never).",
+    )
     max_change: float | None = Field(
         10.0,
         gt=1,

@@ -120,6 +120,7 @@ class Trainer:
         self._probe_actions: np.ndarray | None = None
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.resumed_from_step: int | None = None
+        self._at_bound_since: dict[str, int] = {}
 
     # -- schedule ---------------------------------------------------------------------------------------
     @property
@@ -281,6 +282,22 @@ class Trainer:
                 self._next_checkpoint = _next_multiple(self.step, training.checkpoint_every)
                 self.save_checkpoint()
 
+    def _check_bounds(self) -> None:
+        """Raise DivergenceError when a tuned value has sat on a bound longer than allowed."""
+        limit = self.config.self_tuning.max_steps_at_bound
+        if limit is None:
+            return
+        for name, on_bound in self.tuner.space.at_bound().items():
+            if not on_bound:
+                self._at_bound_since.pop(name, None)
+                continue
+            since = self._at_bound_since.setdefault(name, self.step)
+            if self.step - since >= limit:
+                value = self.tuner.space.current()[name]
+                raise DivergenceError(
+                    f"{name} sat on its bound ({value:.4g}) for {self.step - since} env steps", step=self.step
+                )
+
     def _emit_training_record(self, epsilon: float) -> None:
         now = time.perf_counter()
         record: Record = {"step": self.step, "epsilon": epsilon}
@@ -290,6 +307,7 @@ class Trainer:
         record["sps"] = (self.step - self._last_step) / max(now - self._last_time - self._eval_seconds, 1e-9)
         record.update(self.tuner.records())
         self._emit(record)
+        self._check_bounds()
         self._loss_sum.zero_()
         self._q_sum.zero_()
         self._n_updates, self._last_time, self._last_step, self._eval_seconds = 0, now, self.step, 0.0

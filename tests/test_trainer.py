@@ -161,3 +161,17 @@ def test_n_envs_and_double_dqn_run() -> None:
     result = train(config, [collector])
     assert result.steps == 1200
     assert any("loss" in r for r in collector.records)
+
+
+def test_a_value_stuck_on_its_bound_ends_the_run_as_diverged() -> None:
+    config = small_config("meta", steps=4000)
+    config.self_tuning.params = ["gamma"]
+    config.self_tuning.max_change = None
+    config.self_tuning.reference = {"gamma": 0.5}  # drives gamma onto its lower bound (see the test above)
+    config.self_tuning.lookahead = 1
+    config.self_tuning.interval = 2
+    config.self_tuning.meta_lr = 0.05
+    config.self_tuning.max_steps_at_bound = 500
+    with pytest.raises(DivergenceError, match="gamma sat on its bound") as info:
+        train(config)
+    assert info.value.step < 4000

@@ -44,6 +44,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _check_range(low: float, high: float, *, log: bool) -> None:
+    """A searchable range: finite, low < high, and positive on a log scale."""
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ValueError(f"need low < high, got low={low}, high={high}")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0, got {low}")
+
+
 class FloatParam(_Strict):
     type: Literal["float"]
     low: float
@@ -53,10 +61,7 @@ class FloatParam(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
-            raise ValueError(f"need low < high, got low={self.low}, high={self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        _check_range(self.low, self.high, log=self.log)
         return self
 
 
@@ -69,10 +74,7 @@ class IntParam(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
-        if self.low >= self.high:
-            raise ValueError(f"need low < high, got low={self.low}, high={self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        _check_range(self.low, self.high, log=self.log)
         return self
 
 
