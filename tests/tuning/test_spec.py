@@ -57,3 +57,22 @@ def test_patient_pruner_wraps_another() -> None:
 
     pruner = build_pruner(PrunerSpec(name="patient", args={"patience": 2}, wraps=PrunerSpec(name="median")))
     assert type(pruner).__name__ == "PatientPruner"
+
+
+@pytest.mark.parametrize("name", ["acrobot", "cartpole", "lunarlander", "mountaincar", "smoke"])
+def test_every_shipped_spec_trains_a_few_steps(name: str) -> None:
+    """Each spec's first trial configuration runs (shortened), so a spec cannot rot unnoticed."""
+    from dqnmap_auto.trainer import train
+
+    spec = load_study_spec(SMOKE.parent / f"{name}.yaml")
+    params = spec.study.enqueue[0] if spec.study.enqueue else {}
+    config = spec.trial_config(params, seed=0)
+    config.training.total_steps = 400
+    config.training.eval_every = 200
+    config.training.eval_episodes = 1
+    config.training.final_eval_episodes = 1
+    config.agent.learning_starts = min(config.agent.learning_starts, 100)
+    config.agent.net_arch = [16]
+    config.env.kwargs = {"max_episode_steps": 50}  # evaluation episodes stay short
+    result = train(config)
+    assert result.steps == 400
