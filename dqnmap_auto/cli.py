@@ -217,7 +217,7 @@ def study_list(storage: str | None, directory: str | None) -> None:
 
     Example: dqnmap-auto study list --dir dqnmap-runs
     """
-    from dqnmap_auto.tuning.study import list_studies
+    from dqnmap_auto.tuning.manage import list_studies
 
     rows = list_studies(_location(storage, directory))
     if not rows:
@@ -238,7 +238,8 @@ def study_status(name: str, storage: str | None, directory: str | None) -> None:
 
     Example: dqnmap-auto study status cartpole
     """
-    from dqnmap_auto.tuning.study import load_existing, trial_rows
+    from dqnmap_auto.tuning.manage import trial_rows
+    from dqnmap_auto.tuning.study import load_existing
 
     rows = trial_rows(load_existing(_location(storage, directory), name))
     click.echo(f"{'#':>4} {'state':9} {'value':>9} {'pruned@':>8}  params")
@@ -270,7 +271,8 @@ def study_best(name: str, export_path: str | None, storage: str | None, director
 
     Example: dqnmap-auto study best cartpole --export best.yaml && dqnmap-auto train best.yaml --schedule
     """
-    from dqnmap_auto.tuning.study import best_trial, export_best, load_existing
+    from dqnmap_auto.tuning.manage import best_trial, export_best
+    from dqnmap_auto.tuning.study import load_existing
 
     found = load_existing(_location(storage, directory), name)
     trial = best_trial(found)
@@ -295,7 +297,8 @@ def study_enqueue(name: str, assignments: tuple[str, ...], storage: str | None, 
 
     Example: dqnmap-auto study enqueue cartpole agent.lr=0.001 self_tuning.mode=meta
     """
-    from dqnmap_auto.tuning.study import enqueue, load_existing
+    from dqnmap_auto.tuning.manage import enqueue
+    from dqnmap_auto.tuning.study import load_existing
 
     params = enqueue(load_existing(_location(storage, directory), name), list(assignments))
     click.echo(f"enqueued {params}")
@@ -311,7 +314,8 @@ def study_delete(name: str, yes: bool, storage: str | None, directory: str | Non
 
     Example: dqnmap-auto study delete cartpole --yes
     """
-    from dqnmap_auto.tuning.study import delete, load_existing
+    from dqnmap_auto.tuning.manage import delete
+    from dqnmap_auto.tuning.study import load_existing
 
     location = _location(storage, directory)
     load_existing(location, name)

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import bisect
 
-import torch
-
-from dqnmap_auto.agent.replay import Batch
-from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
+from dqnmap_auto.hypergrad.tuner import FixedTuner
 
 
 class ScheduleTuner(FixedTuner):
@@ -35,8 +32,3 @@ class ScheduleTuner(FixedTuner):
 
     def records(self) -> dict[str, float]:
         return {f"hp/{k}": v for k, v in self._values.items()}
-
-    def gradient_step(
-        self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
