@@ -22,7 +22,7 @@ def test_cartpole_spec_loads_with_rl_zoo_settings() -> None:
     config = load_train_config(STUDIES / "cartpole.yaml")
     assert config.env.id == "CartPole-v1"
     assert (config.agent.lr, config.agent.train_freq, config.agent.gradient_steps) == (2.3e-3, 256, 128)
-    assert config.self_tuning.enabled and config.self_tuning.mode == "meta"
+    assert config.self_tuning.enabled and config.self_tuning.mode == "hd"
 
 
 def test_dump_round_trips(tmp_path: Path) -> None:
