@@ -164,7 +164,8 @@ class TrialObjective:
                 trainer.close()
             if observer is not None:
                 observer.finish(trial, state, reason=reason, trainers=trainers)
-            if state != TrialState.FAIL and self.checkpoint_dir is not None:  # a failed trial's checkpoints stay for its retry
+            # a failed trial's checkpoints stay for its retry
+            if state != TrialState.FAIL and self.checkpoint_dir is not None:
                 shutil.rmtree(self.checkpoint_dir / f"trial-{trial.number}", ignore_errors=True)
 
     def _resume_retry(self, trial: optuna.Trial, trainers: list[Trainer]) -> None:
