@@ -91,13 +91,14 @@ def train(
     from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
     from dqnmap_auto.config import load_train_config
     from dqnmap_auto.envs import check_env
+    from dqnmap_auto.hypergrad.schedule import require_schedule
     from dqnmap_auto.run_dir import prepare_run_dir, write_config, write_results
     from dqnmap_auto.trainer import Trainer
 
     config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
     check_env(config.env)  # before anything is written
-    if use_schedule and not config.schedule:
-        raise ConfigError(f"--schedule: {config_path} has no `schedule` section (write one with `study best --export`)")
+    if use_schedule:
+        require_schedule(config)  # before anything is written
     out_dir = prepare_run_dir(
         out or Path("runs") / f"{Path(config_path).stem}-seed{config.training.seed}", overwrite=overwrite
     )

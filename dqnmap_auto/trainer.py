@@ -238,13 +238,8 @@ class Trainer:
         """Stop at the next step; :meth:`finish` then skips the final evaluation (the run was cut short)."""
         self._stop = True
 
-    @property
-    def done(self) -> bool:
-        """True once the step budget is spent or a callback asked to stop."""
-        return self._stop or self.step >= self.config.training.total_steps
-
     def train_until(self, step: int) -> None:
-        """Run the loop until ``step`` env steps are done (or :attr:`done`); periodic evaluations included.
+        """Run the loop until ``step`` env steps are done (or the budget or a stop); evaluations included.
 
         Several trainers can be advanced in turn this way (the seeds of one Optuna trial).
         """

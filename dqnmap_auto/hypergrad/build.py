@@ -6,10 +6,9 @@ import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.config import TrainConfig
-from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.hypergrad.hd import HypergradientDescentTuner
 from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
-from dqnmap_auto.hypergrad.schedule import ScheduleTuner
+from dqnmap_auto.hypergrad.schedule import ScheduleTuner, require_schedule
 from dqnmap_auto.hypergrad.space import HyperSpace, trust_region
 from dqnmap_auto.hypergrad.tuner import FixedTuner
 
@@ -29,19 +28,15 @@ def build_space(
 def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = False) -> FixedTuner:
     """FixedTuner, HypergradientDescentTuner or MetaGradientTuner by ``config.self_tuning``; ScheduleTuner
     replaying ``config.schedule`` when ``use_schedule``."""
-    space = build_space(config, dtype=agent.dtype, device=agent.device)
     tuning = config.self_tuning
     if use_schedule:
-        if not config.schedule:
-            raise ConfigError(
-                "--schedule: the config has no `schedule` section (export one with `study best --export`)"
-            )
         fixed = build_space(
             config.model_copy(update={"self_tuning": tuning.model_copy(update={"enabled": False})}),
             dtype=agent.dtype,
             device=agent.device,
         )
-        return ScheduleTuner(fixed, agent, schedule=config.schedule)
+        return ScheduleTuner(fixed, agent, schedule=require_schedule(config))
+    space = build_space(config, dtype=agent.dtype, device=agent.device)
     if not space.names:
         return FixedTuner(space, agent)
     if tuning.mode == "hd":

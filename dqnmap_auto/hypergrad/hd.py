@@ -36,7 +36,6 @@ class HypergradientDescentTuner(FixedTuner):
         self.beta = beta
         self.interval = interval
         self.steps = 0
-        self._z_low, self._z_high = (math.log(b) for b in space.bounds["lr"])
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
         self._previous_step: list[torch.Tensor] | None = None
@@ -54,9 +53,9 @@ class HypergradientDescentTuner(FixedTuner):
         if not math.isfinite(cosine):
             return
         self.space.last_hypergrad["lr"] = hypergrad_z  # dL/dz = -lr g.u = -g.(lr u)
-        z = min(max(math.log(self._values["lr"]) + self.beta * cosine, self._z_low), self._z_high)
         with torch.no_grad():
-            self.space.z.fill_(z)
+            self.space.z.add_(self.beta * cosine)
+        self.space.clamp_()
         self._refresh()  # lr read back from z (its dtype), as a checkpoint restore will read it
 
     def gradient_step(

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import bisect
 
+from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.hypergrad.tuner import FixedTuner
+
+
+def require_schedule(config: TrainConfig) -> dict[str, list[tuple[int, float]]]:
+    """The config's schedule, or the one-line error `train --schedule` reports without one."""
+    if not config.schedule:
+        raise ConfigError("--schedule: the config has no `schedule` section (write one with `study best --export`)")
+    return config.schedule
 
 
 class ScheduleTuner(FixedTuner):

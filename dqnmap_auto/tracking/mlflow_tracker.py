@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,15 +215,13 @@ class TrialRun:
         reason: str | None,
         configs: list[TrainConfig],
         model: torch.nn.Module | None,
-        bounds: Mapping[str, tuple[float, float]] | None,
+        plots: Sequence[Path] = (),
         obs_example: Any = None,
-    ) -> list[Path]:
-        """Upload artifacts and set the final status. Returns the plot files (kept for optuna-dashboard)."""
-        from dqnmap_auto.tracking.plots import run_plots
-
+    ) -> None:
+        """Upload artifacts (``plots`` are drawn by the caller, which shares them with optuna-dashboard) and set
+        the final status."""
         self.flush()
         self.log_lines.append(f"outcome: {state.name}" + (f" ({reason})" if reason else ""))
-        plots_dir = Path(tempfile.mkdtemp(prefix="dqnmap-plots-"))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if configs:
@@ -237,7 +235,6 @@ class TrialRun:
                 torch.save(model.state_dict(), folder / "model.pt")
                 self._log_pytorch_model(model, folder / "mlflow_model", obs_example)
             self.client.log_artifacts(self.run_id, str(folder))
-        plots = run_plots(self.records.get(0, []), plots_dir, bounds=bounds)
         for path in plots:
             self.client.log_artifact(self.run_id, str(path), artifact_path="plots")
         tags = [RunTag("optuna.state", state.name)]
@@ -247,7 +244,6 @@ class TrialRun:
             )
         self.client.log_batch(self.run_id, tags=tags)
         self.client.set_terminated(self.run_id, STATUS_OF_STATE[state])
-        return plots
 
     def _log_pytorch_model(self, model: torch.nn.Module, path: Path, obs_example: Any) -> None:
         """An ``mlflow.pytorch`` model directory (MLmodel + weights), logged as the artifact ``model``."""

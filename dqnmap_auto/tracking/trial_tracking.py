@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,27 +55,30 @@ class TrialTracking:
         first = trainers[0]
         tuning = first.config.self_tuning
         bounds = {n: (b.low, b.high) for n, b in tuning.bounds.items() if n in first.tuner.space.names}
-        if self.run is not None:
-            obs = first.replay.obs[:2] if len(first.replay) > 1 else None  # batch of 2: no export specialisation
-            plots = self.run.finish(
-                state, reason=reason, configs=self.configs, model=first.agent.q_net, bounds=bounds, obs_example=obs
-            )
-        else:
-            import tempfile
+        records = self.run.records.get(0, []) if self.run is not None else self.collector.records
+        with tempfile.TemporaryDirectory(prefix="dqnmap-plots-") as tmp:  # drawn once, for both dashboards
+            plots = run_plots(records, tmp, bounds=bounds)
+            if self.run is not None:
+                obs = first.replay.obs[:2] if len(first.replay) > 1 else None  # batch of 2: no export specialisation
+                self.run.finish(
+                    state, reason=reason, configs=self.configs, model=first.agent.q_net, plots=plots, obs_example=obs
+                )
+            if self.settings.artifact_dir is not None:
+                self._publish_note(trial, state, reason, first, plots)
 
-            plots = run_plots(self.collector.records, tempfile.mkdtemp(prefix="dqnmap-plots-"), bounds=bounds)
-        if self.settings.artifact_dir is not None:
-            last = first.last_eval
-            note = trial_note(
-                number=trial.number,
-                state=state.name,
-                tuned=first.tuner.space.names,
-                initial=first.initial_hyperparams,
-                final=first.tuner.space.current(),
-                final_eval=last.mean if last is not None else None,
-                reason=reason,
-                mlflow_run_id=self.run.run_id if self.run is not None else None,
-            )
-            publish(trial, note, plots, self.settings.artifact_dir)
-        if plots:
-            shutil.rmtree(Path(plots[0]).parent, ignore_errors=True)
+    def _publish_note(
+        self, trial: optuna.Trial, state: TrialState, reason: str | None, first: Trainer, plots: list[Path]
+    ) -> None:
+        assert self.settings.artifact_dir is not None
+        last = first.last_eval
+        note = trial_note(
+            number=trial.number,
+            state=state.name,
+            tuned=first.tuner.space.names,
+            initial=first.initial_hyperparams,
+            final=first.tuner.space.current(),
+            final_eval=last.mean if last is not None else None,
+            reason=reason,
+            mlflow_run_id=self.run.run_id if self.run is not None else None,
+        )
+        publish(trial, note, plots, self.settings.artifact_dir)

@@ -196,14 +196,13 @@ class TrialObjective:
         total = trainers[0].config.training.total_steps
         wilcoxon = study.pruner.name == "wilcoxon" or (study.pruner.wraps and study.pruner.wraps.name == "wilcoxon")
         history: list[float] = []
+        reported = dict(trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values)  # a resume's
         for trainer in trainers:
             trainer.start()
         try:
             for eval_index, step in enumerate(range(study.eval_every, total, study.eval_every)):
-                if step <= trainers[0].step:  # already done before a resume
-                    history.append(
-                        trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values.get(step, 0.0)
-                    )
+                if step <= trainers[0].step:  # done before a resume: its value was re-reported
+                    history.append(reported.get(step, 0.0))
                     continue
                 for trainer in trainers:
                     trainer.train_until(step)
