@@ -155,7 +155,15 @@ def study() -> None:
 @click.option("--n-trials", type=int, default=None, help="Trials to run now [default: study.n_trials].")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--name", default=None, help="Study name [default: study.name or the spec file's stem].")
-@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes on this machine.")
+@click.option(
+    "--jobs", type=int, default=1, show_default=True, help="Study workers: processes here, or tasks with --dask."
+)
+@click.option(
+    "--dask",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the workers on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (a LocalCluster).",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base-config field.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: SQLite in the project directory].")
 @click.option("--tracking/--no-tracking", default=True, help="Log to MLflow and optuna-dashboard.")
@@ -168,6 +176,7 @@ def study_run(
     timeout: float | None,
     name: str | None,
     jobs: int,
+    dask: str | None,
     overrides: tuple[str, ...],
     tracking_uri: str | None,
     tracking: bool,
@@ -178,6 +187,9 @@ def study_run(
     """Run (or continue) the study a spec describes.
 
     Example: dqnmap-auto study run studies/cartpole.yaml --n-trials 10 --jobs 2
+
+    Many machines: dqnmap-auto study run SPEC --dask tcp://scheduler:8786 --jobs 8
+    --storage postgresql://... --tracking-uri http://mlflow:5000
     """
     from dqnmap_auto.tuning.spec import load_study_spec
     from dqnmap_auto.tuning.study import run_study
@@ -188,6 +200,12 @@ def study_run(
         raise ConfigError(f"--timeout must be > 0, got {timeout}")
     spec = load_study_spec(spec_path, overrides=overrides)
     location = _location(storage or spec.study.storage, directory)
+    if dask not in (None, "local") and ("://" not in (location.storage or "") or (tracking and not tracking_uri)):
+        click.echo(
+            "warning: remote Dask workers need the storage and the tracking store on a filesystem they all see; "
+            "prefer --storage postgresql://... and --tracking-uri http://...",
+            err=True,
+        )
     summary = run_study(
         spec,
         location,
@@ -195,7 +213,7 @@ def study_run(
         n_trials=n_trials,
         timeout=timeout,
         jobs=jobs,
-        overrides=overrides,
+        dask=dask,
         progress=progress,
         tracking=tracking,
         tracking_uri=tracking_uri,

@@ -13,6 +13,7 @@ and leaves pruned and failed runs FINISHED.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,9 @@ from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig, dump_config
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tuning.storage import mask_password
+
+# With an http tracking server MLflow prints "View run ... at" for every run it ends: noise between progress bars.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 MAX_PARAMS_PER_BATCH = 100

@@ -2,11 +2,13 @@
 
 Optuna's own heartbeats exist only in ``RDBStorage``, and the embedded default here is the journal file (the
 store that takes several worker processes without "database is locked"). So each running trial carries, as
-user attributes, the worker's host and pid and a heartbeat time that a daemon thread refreshes. A RUNNING trial
-is stale when its worker process is gone (same host: checked at once) or its heartbeat is older than the grace
-period (any host). Recovery marks it FAIL (``storage.set_trial_state_values``), records the reason, and
-enqueues a retry with the same parameters and ``dqnmap.retry_of``: the retry resumes from the dead trial's
-latest checkpoint.
+user attributes, the worker's host and pid, and, where the storage has no heartbeat of its own, a heartbeat
+time that a daemon thread refreshes. A RUNNING trial is stale when its worker process is gone (same host:
+checked at once) or its heartbeat is older than the grace period (any host; Optuna's own check on RDB
+storages). Recovery marks it FAIL (``storage.set_trial_state_values``), records the reason, and enqueues a
+retry with the same parameters and ``dqnmap.retry_of``: the retry resumes from the dead trial's latest
+checkpoint. On RDB storages Optuna fails the trial itself and calls ``StaleTrialHandler`` (its
+``heartbeat_stale_trial_callback``), which does the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ HEARTBEAT_ATTR = "dqnmap.heartbeat"
 HOST_ATTR = "dqnmap.host"
 PID_ATTR = "dqnmap.pid"
 RETRY_OF_ATTR = "dqnmap.retry_of"
+RETRY_REASON_ATTR = "dqnmap.retry_reason"
+
+OnFailed = Callable[[FrozenTrial, str], None]
+
+
+def has_native_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether Optuna beats for this storage (an RDBStorage opened with a heartbeat interval).
+
+    Duck-typed: ``create_study`` wraps RDB storages in a cache that forwards ``get_heartbeat_interval``.
+    """
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return callable(getter) and getter() is not None
 
 
 def pid_alive(pid: int) -> bool:
@@ -38,19 +52,24 @@ def pid_alive(pid: int) -> bool:
 
 
 class Heartbeat:
-    """Marks a running trial as alive: host, pid, and a timestamp refreshed every ``interval`` seconds."""
+    """Marks a running trial as alive: host, pid, and (``beat``) a timestamp refreshed every ``interval`` s.
 
-    def __init__(self, trial: optuna.Trial, *, interval: float) -> None:
+    Without ``beat`` (the storage beats itself) only host and pid are written, for the same-host check.
+    """
+
+    def __init__(self, trial: optuna.Trial, *, interval: float, beat: bool = True) -> None:
         self.trial = trial
         self.interval = interval
+        self.beat = beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial.number}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self.trial.set_user_attr(HOST_ATTR, socket.gethostname())
         self.trial.set_user_attr(PID_ATTR, os.getpid())
-        self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
-        self._thread.start()
+        if self.beat:
+            self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            self._thread.start()
         return self
 
     def _beat(self) -> None:
@@ -62,16 +81,22 @@ class Heartbeat:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
-def stale_reason(trial: FrozenTrial, *, grace: float, now: float | None = None) -> str | None:
-    """Why a RUNNING trial is stale, or None if it may still be alive."""
+def stale_reason(trial: FrozenTrial, *, grace: float, now: float | None = None, timed: bool = True) -> str | None:
+    """Why a RUNNING trial is stale, or None if it may still be alive.
+
+    ``timed=False`` checks only whether the worker process is gone (the storage's own heartbeat times out).
+    """
     now = time.time() if now is None else now
     attrs = trial.user_attrs
     pid, host, beat = attrs.get(PID_ATTR), attrs.get(HOST_ATTR), attrs.get(HEARTBEAT_ATTR)
     if host == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid):
         return f"worker process {pid} on {host} is gone"
+    if not timed:
+        return None
     if beat is not None and now - float(beat) > grace:
         return f"no heartbeat for {now - float(beat):.0f}s (grace {grace:.0f}s)"
     if beat is None and trial.datetime_start is not None and now - trial.datetime_start.timestamp() > grace:
@@ -79,14 +104,34 @@ def stale_reason(trial: FrozenTrial, *, grace: float, now: float | None = None) 
     return None
 
 
-def recover_stale_trials(
-    study: optuna.Study, *, grace: float, on_failed: Callable[[FrozenTrial, str], None] | None = None
-) -> list[int]:
+class StaleTrialHandler:
+    """What happens to a trial found stale: its MLflow run fails (``on_failed``) and a retry is enqueued.
+
+    One per worker process; also Optuna's ``heartbeat_stale_trial_callback`` on RDB storages, where Optuna has
+    already failed the trial (so the reason goes on the retry, not on the finished trial). ``on_failed`` is
+    set once tracking has started, after the storage was opened.
+    """
+
+    def __init__(self, on_failed: OnFailed | None = None) -> None:
+        self.on_failed = on_failed
+
+    def retry(self, study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+        if self.on_failed is not None:
+            self.on_failed(trial, reason)
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason})
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.retry(study, trial, "no Optuna heartbeat within the grace period")
+
+
+def recover_stale_trials(study: optuna.Study, *, grace: float, handler: StaleTrialHandler | None = None) -> list[int]:
     """FAIL every stale RUNNING trial and enqueue its retry; returns the failed trial numbers."""
     storage = study._storage  # the study's own storage object: Optuna exposes no public accessor
+    handler = handler or StaleTrialHandler()
+    timed = not has_native_heartbeat(storage)
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = stale_reason(trial, grace=grace)
+        reason = stale_reason(trial, grace=grace, timed=timed)
         if reason is None:
             continue
         try:
@@ -95,8 +140,6 @@ def recover_stale_trials(
                 continue
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # another worker recovered it first
-        if on_failed is not None:
-            on_failed(trial, reason)
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+        handler.retry(study, trial, reason)
         recovered.append(trial.number)
     return recovered

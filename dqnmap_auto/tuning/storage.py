@@ -5,12 +5,18 @@ The embedded default keeps everything for a project in one directory (``./dqnmap
 journal file is Optuna's recommended store for several processes on one machine (SQLite answers
 "database is locked" under concurrent writers); any RDB URL (sqlite, postgresql, mysql) or journal path can
 be given instead.
+
+RDB storages get Optuna's own heartbeats (``heartbeat_interval``/``grace_period``) when a study runs, so a dead
+worker's trial is failed by Optuna itself and retried through the stale-trial handler of ``recovery``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -23,6 +29,18 @@ DIR_ENV = "DQNMAP_DIR"
 DEFAULT_DIR = "dqnmap-runs"
 JOURNAL_NAME = "optuna.journal"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+@dataclass(frozen=True)
+class HeartbeatPolicy:
+    """Optuna heartbeats for an RDB storage: beat every ``interval`` s, stale after ``grace`` s.
+
+    ``on_stale`` is Optuna's ``heartbeat_stale_trial_callback``: called with each trial Optuna failed as stale.
+    """
+
+    interval: float
+    grace: float
+    on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None
 
 
 def project_dir(directory: str | Path | None = None) -> Path:
@@ -44,13 +62,16 @@ def describe_storage(url: str | None, directory: Path) -> str:
     return mask_password(url) if url else str(default_storage_path(directory))
 
 
-def open_storage(url: str | None, directory: Path, *, create: bool = True) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str | None, directory: Path, *, create: bool = True, heartbeat: HeartbeatPolicy | None = None
+) -> optuna.storages.BaseStorage:
     """The Optuna storage for ``url`` (None: the project's journal file).
 
     Args:
         url: an RDB URL (``scheme://...``) or a journal file path.
         directory: the project directory (used when ``url`` is None).
         create: whether a missing journal file / project directory may be created.
+        heartbeat: Optuna heartbeats for RDB storages (journal files have none; ``recovery`` covers them).
     """
     if url is None or "://" not in url:
         path = default_storage_path(directory) if url is None else Path(url)
@@ -67,7 +88,16 @@ def open_storage(url: str | None, directory: Path, *, create: bool = True) -> op
             f"--storage {mask_password(url)}: unsupported scheme {scheme!r}; use {RDB_SCHEMES} or a journal file path"
         )
     try:
-        return RDBStorage(url)
+        if heartbeat is None:
+            return RDBStorage(url)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(  # Optuna takes whole seconds
+                url,
+                heartbeat_interval=max(1, round(heartbeat.interval)),
+                grace_period=max(1, round(heartbeat.grace)),
+                heartbeat_stale_trial_callback=heartbeat.on_stale,
+            )
     except Exception as error:  # SQLAlchemy raises many types (driver missing, refused, bad path)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"--storage {mask_password(url)}: cannot open ({mask_password(message)})") from None

@@ -1,18 +1,11 @@
-"""Study lifecycle on top of Optuna: create or continue, run with N worker processes, inspect, delete.
-
-Several workers are separate processes (``multiprocessing`` spawn) that each call ``study.optimize`` on the
-same storage: Optuna coordinates them through the storage (the journal file by default), and the parent only
-watches the storage to draw the progress bar.
+"""Running a study: create or continue it, start tracking, recover stale trials, run the trials in this
+process or on N workers (local processes or a Dask cluster, see ``workers``), and summarise.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from tqdm.auto import tqdm
@@ -26,89 +19,22 @@ from dqnmap_auto.tracking.mlflow_tracker import (
     start_study_run,
 )
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
-from dqnmap_auto.tuning.objective import TrialObjective
-from dqnmap_auto.tuning.recovery import recover_stale_trials
-from dqnmap_auto.tuning.spec import StudySpec, build_pruner, build_sampler, load_study_spec
-from dqnmap_auto.tuning.storage import describe_storage, open_storage
+from dqnmap_auto.tuning.location import SPEC_ATTR, StudyLocation, create_or_continue, load_existing
+from dqnmap_auto.tuning.recovery import StaleTrialHandler, recover_stale_trials
+from dqnmap_auto.tuning.spec import StudySpec
+from dqnmap_auto.tuning.workers import (
+    COUNTED_STATES,
+    DaskPool,
+    ProcessPool,
+    WorkerPool,
+    WorkerTask,
+    make_objective,
+    on_stale,
+    run_pool,
+    split_trials,
+)
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SPEC_ATTR = "spec"  # the spec's YAML text, stored on the study so `best --export` and `enqueue` can use it
-
-
-@dataclass(frozen=True)
-class StudyLocation:
-    """Where a study lives: a storage URL (None: the project's journal) and the project directory."""
-
-    storage: str | None
-    directory: Path
-
-    def open(self, *, create: bool = False) -> optuna.storages.BaseStorage:
-        return open_storage(self.storage, self.directory, create=create)
-
-    def describe(self) -> str:
-        return describe_storage(self.storage, self.directory)
-
-
-def create_or_continue(
-    spec: StudySpec, location: StudyLocation, *, name: str | None = None, worker: int = 0
-) -> optuna.Study:
-    """Create the study, or load it with the spec's sampler and pruner if it already exists."""
-    sampler_seed = spec.base.training.seed + worker if "seed" not in spec.study.sampler.args else None
-    sampler = build_sampler(spec.study.sampler, seed=sampler_seed)
-    if worker and "seed" in spec.study.sampler.args:  # same seed in every worker would repeat suggestions
-        sampler = build_sampler(
-            spec.study.sampler.model_copy(
-                update={"args": {**spec.study.sampler.args, "seed": spec.study.sampler.args["seed"] + worker}}
-            )
-        )
-    study = optuna.create_study(
-        study_name=name or spec.name,
-        storage=location.open(create=True),
-        sampler=sampler,
-        pruner=build_pruner(spec.study.pruner),
-        direction="maximize",
-        load_if_exists=True,
-    )
-    if SPEC_ATTR not in study.user_attrs:  # a new study
-        study.set_user_attr(SPEC_ATTR, Path(spec.source).read_text(encoding="utf-8"))
-        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in practice
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([spec.study.metric_name])
-        for params in spec.study.enqueue:
-            study.enqueue_trial(params, skip_if_exists=True)
-    return study
-
-
-def load_existing(location: StudyLocation, name: str) -> optuna.Study:
-    """Load a study that must exist; the error lists the ones that do."""
-    storage = location.open(create=False)
-    names = optuna.get_all_study_names(storage)
-    if name not in names:
-        known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"study {name!r} does not exist in {location.describe()} (studies: {known})")
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def _worker(
-    tracking: TrackingSettings | None,
-    spec_path: str,
-    overrides: list[str],
-    location: StudyLocation,
-    name: str | None,
-    n_trials: int | None,
-    timeout: float | None,
-    worker: int,
-) -> None:
-    """Body of one worker process."""
-    spec = load_study_spec(spec_path, overrides=overrides)
-    study = create_or_continue(spec, location, name=name, worker=worker)
-    study.optimize(
-        make_objective(spec, study, location, tracking),
-        n_trials=n_trials,
-        timeout=timeout,
-        gc_after_trial=True,
-    )
+__all__ = ["SPEC_ATTR", "RunSummary", "StudyLocation", "create_or_continue", "load_existing", "run_study"]
 
 
 @dataclass
@@ -163,12 +89,15 @@ def run_study(
     n_trials: int | None = None,
     timeout: float | None = None,
     jobs: int = 1,
-    overrides: list[str] | tuple[str, ...] = (),
     progress: bool = True,
     tracking: bool = True,
     tracking_uri: str | None = None,
+    dask: str | None = None,
 ) -> RunSummary:
-    """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` worker processes.
+    """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` workers.
+
+    ``jobs`` > 1 runs worker processes on this machine; ``dask`` (a scheduler address, or ``local``) runs
+    ``jobs`` workers as tasks on a Dask cluster instead, each against the same storage.
 
     With ``tracking`` (the default), the invocation is a parent MLflow run (``tracking_uri``, default: SQLite in
     the project directory), every trial a child run, and every trial gets an optuna-dashboard note and its
@@ -182,48 +111,68 @@ def run_study(
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
     if tracking:  # before anything is written: a bad tracking URI must leave no study behind
         check_reachable(tracking_uri or default_tracking_uri(location.directory))
-    study = create_or_continue(spec, location, name=name)
+    # Connected before anything is written too: a bad scheduler address must leave no study behind.
+    pool: WorkerPool | None = DaskPool(dask, jobs) if dask is not None else ProcessPool() if jobs > 1 else None
+    try:
+        return _run(spec, location, pool, name, n_trials, timeout, jobs, progress, tracking, tracking_uri)
+    finally:
+        if pool is not None:
+            pool.stop()
+
+
+def _run(
+    spec: StudySpec,
+    location: StudyLocation,
+    pool: WorkerPool | None,
+    name: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    jobs: int,
+    progress: bool,
+    tracking: bool,
+    tracking_uri: str | None,
+) -> RunSummary:
+    handler = StaleTrialHandler()
+    study = create_or_continue(spec, location, name=name, stale_handler=handler)
     settings = _start_tracking(spec, study, location, tracking_uri) if tracking else None
+    handler.on_failed = on_stale(settings)
     # Trials that exist and are not waiting; waiting ones (enqueued) run in this invocation and count as new.
     already = len([t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING])
     bar = TrialProgress(n_trials, already, enabled=progress)
     started = time.perf_counter()
     failed = True
     try:
-        if jobs == 1:
-            recover_stale_trials(study, grace=spec.study.stale_after, on_failed=_on_stale(settings))
+        recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
+        if pool is None:
             study.optimize(
-                make_objective(spec, study, location, settings),
+                make_objective(spec, study, location, settings, handler),
                 n_trials=n_trials,
                 timeout=timeout,
                 callbacks=[lambda s, _t: bar.update(s)],
                 gc_after_trial=True,
             )
         else:
-            recover_stale_trials(study, grace=spec.study.stale_after, on_failed=_on_stale(settings))
-            _run_workers(spec, location, study, name, n_trials, timeout, jobs, list(overrides), bar, settings)
+            finished = len(study.get_trials(deepcopy=False, states=COUNTED_STATES))
+            tasks = [
+                WorkerTask(
+                    spec=spec,
+                    location=location,
+                    name=study.study_name,
+                    n_trials=share,
+                    timeout=timeout,
+                    worker=i,
+                    tracking=settings,
+                    stop_at=finished + n_trials if n_trials is not None else None,
+                )
+                for i, share in enumerate(split_trials(n_trials, jobs))
+            ]
+            run_pool(pool, tasks, on_tick=lambda: bar.update(study))
         failed = False
     finally:
         bar.close()
         if settings is not None and settings.mlflow is not None:
             finish_study_run(settings.mlflow, study, failed=failed)
     return summarize_run(study, already, time.perf_counter() - started)
-
-
-def make_objective(
-    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking: TrackingSettings | None
-) -> TrialObjective:
-    """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
-    return TrialObjective(
-        spec,
-        observer_factory=tracking.observer if tracking is not None else None,
-        checkpoint_dir=location.directory / "checkpoints" / study.study_name,
-        on_stale=_on_stale(tracking),
-    )
-
-
-def _on_stale(tracking: TrackingSettings | None) -> Callable[[optuna.trial.FrozenTrial, str], None] | None:
-    return tracking.fail_stale_run if tracking is not None else None
 
 
 def _start_tracking(
@@ -239,48 +188,6 @@ def _start_tracking(
         spec_params={"base": spec.base.model_dump(mode="json"), "study": spec.study.model_dump(mode="json")},
     )
     return TrackingSettings(mlflow=context, artifact_dir=artifact_dir(location.directory))
-
-
-def _run_workers(
-    spec: StudySpec,
-    location: StudyLocation,
-    study: optuna.Study,
-    name: str | None,
-    n_trials: int | None,
-    timeout: float | None,
-    jobs: int,
-    overrides: list[str],
-    bar: TrialProgress,
-    tracking: TrackingSettings | None,
-) -> None:
-    shares = [None] * jobs if n_trials is None else [n_trials // jobs + (i < n_trials % jobs) for i in range(jobs)]
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=_worker,
-            args=(tracking, spec.source, overrides, location, name or spec.name, share, timeout, i),
-            name=f"dqnmap-worker-{i}",
-        )
-        for i, share in enumerate(shares)
-        if share != 0
-    ]
-    for process in processes:
-        process.start()
-    try:
-        while any(p.is_alive() for p in processes):
-            bar.update(study)
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        for process in processes:
-            process.terminate()
-        raise
-    finally:
-        for process in processes:
-            process.join()
-    bar.update(study)
-    failed = [p.name for p in processes if p.exitcode != 0]
-    if failed:
-        raise RuntimeError(f"worker process(es) {failed} exited with an error")
 
 
 def summarize_run(study: optuna.Study, already: int, seconds: float) -> RunSummary:

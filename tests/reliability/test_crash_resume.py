@@ -1,5 +1,6 @@
 """SIGKILL a worker mid-trial; the next `study run` fails the stale trial and resumes its retry from the
-latest checkpoint (not from step 0), with the MLflow runs in matching states and linked."""
+latest checkpoint (not from step 0), with the MLflow runs in matching states and linked: on the embedded journal
+file and on PostgreSQL (where Optuna's own heartbeats run too)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def _intermediate_steps(location: StudyLocation) -> list[int]:
     return sorted(trials[0].intermediate_values) if trials else []
 
 
-def test_sigkill_mid_trial_then_resume_from_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["journal", "postgresql"])
+def test_sigkill_mid_trial_then_resume_from_checkpoint(
+    tmp_path: Path, storage: str, request: pytest.FixtureRequest
+) -> None:
     spec = smoke_spec(
         tmp_path,
         n_trials=1,
@@ -41,7 +45,9 @@ def test_sigkill_mid_trial_then_resume_from_checkpoint(tmp_path: Path) -> None:
         pruner={"name": "none"},
         base={"training": {"total_steps": 8000}},
     )
-    location = StudyLocation(None, tmp_path / "project")
+    url = request.getfixturevalue("postgres_url") if storage == "postgresql" else None
+    location = StudyLocation(url, tmp_path / "project")
+    storage_args = ["--storage", url] if url else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -53,6 +59,7 @@ def test_sigkill_mid_trial_then_resume_from_checkpoint(tmp_path: Path) -> None:
             "--dir",
             str(location.directory),
             "--no-progress",
+            *storage_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

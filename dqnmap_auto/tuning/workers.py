@@ -1,0 +1,200 @@
+"""Study workers: N processes that each run ``study.optimize`` against the shared storage.
+
+Two pools, one contract: local processes (``multiprocessing`` spawn) for one machine, and tasks on a Dask
+cluster (``dask.distributed``; ``local`` starts a LocalCluster on loopback) for many. Neither schedules trials:
+Optuna coordinates the workers through the storage, and the invoking process only watches the storage for the
+progress bar. A worker that dies mid-trial loses nothing: its trial is found stale by the next trial any worker
+starts (``recovery``), failed and retried from its checkpoint; Dask also reruns the dead worker's task.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
+
+from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.tracking.trial_tracking import TrackingSettings
+from dqnmap_auto.tuning.location import StudyLocation, create_or_continue
+from dqnmap_auto.tuning.objective import TrialObjective
+from dqnmap_auto.tuning.recovery import StaleTrialHandler
+from dqnmap_auto.tuning.spec import StudySpec
+
+COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def make_objective(
+    spec: StudySpec,
+    study: optuna.Study,
+    location: StudyLocation,
+    tracking: TrackingSettings | None,
+    stale_handler: StaleTrialHandler | None = None,
+) -> TrialObjective:
+    """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
+    return TrialObjective(
+        spec,
+        observer_factory=tracking.observer if tracking is not None else None,
+        checkpoint_dir=location.directory / "checkpoints" / study.study_name,
+        stale_handler=stale_handler or StaleTrialHandler(on_stale(tracking)),
+    )
+
+
+def on_stale(tracking: TrackingSettings | None) -> Callable[[optuna.trial.FrozenTrial, str], None] | None:
+    return tracking.fail_stale_run if tracking is not None else None
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    """Everything one worker needs, picklable (it crosses process and machine boundaries): the validated spec
+    itself, so a worker on another machine needs no copy of the spec file.
+
+    ``stop_at``: the number of COMPLETE + PRUNED trials in the study at which every worker stops, so a task that
+    Dask reruns after its worker died does not run more trials than were asked for.
+    """
+
+    spec: StudySpec
+    location: StudyLocation
+    name: str
+    n_trials: int | None
+    timeout: float | None
+    worker: int
+    tracking: TrackingSettings | None
+    stop_at: int | None
+
+
+def run_worker(task: WorkerTask) -> int:
+    """Body of one worker: optimize until its share, the timeout or ``stop_at``; returns trials it ran."""
+    spec = task.spec
+    handler = StaleTrialHandler(on_stale(task.tracking))
+    study = create_or_continue(spec, task.location, name=task.name, worker=task.worker, stale_handler=handler)
+    before = len(study.get_trials(deepcopy=False))
+    callbacks = [MaxTrialsCallback(task.stop_at, states=COUNTED_STATES)] if task.stop_at is not None else []
+    study.optimize(
+        make_objective(spec, study, task.location, task.tracking, handler),
+        n_trials=task.n_trials,
+        timeout=task.timeout,
+        callbacks=callbacks,
+        gc_after_trial=True,
+    )
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def split_trials(n_trials: int | None, jobs: int) -> list[int | None]:
+    """Each worker's share of ``n_trials`` (None: unbounded, the timeout ends them); empty shares dropped."""
+    if n_trials is None:
+        return [None] * jobs
+    return [share for i in range(jobs) if (share := n_trials // jobs + (i < n_trials % jobs))]
+
+
+class WorkerPool(Protocol):
+    """Runs worker tasks somewhere and says whether they are still running and how they ended."""
+
+    def start(self, tasks: Sequence[WorkerTask]) -> None: ...
+    def running(self) -> bool: ...
+    def errors(self) -> list[str]: ...
+    def stop(self) -> None: ...
+
+
+class ProcessPool:
+    """Worker processes on this machine (spawned: no inherited torch or storage state)."""
+
+    def __init__(self) -> None:
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+
+    def start(self, tasks: Sequence[WorkerTask]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.processes = [
+            context.Process(target=run_worker, args=(task,), name=f"dqnmap-worker-{task.worker}") for task in tasks
+        ]
+        for process in self.processes:
+            process.start()
+
+    def running(self) -> bool:
+        return any(p.is_alive() for p in self.processes)
+
+    def errors(self) -> list[str]:
+        return [f"{p.name} exited with code {p.exitcode}" for p in self.processes if p.exitcode not in (0, None)]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join()
+
+
+class DaskPool:
+    """One task per study worker on a Dask cluster: ``address`` of a scheduler, or ``local`` for a LocalCluster
+    of ``jobs`` single-threaded worker processes bound to 127.0.0.1."""
+
+    def __init__(self, address: str, jobs: int) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("--dask needs dask.distributed: pip install 'dqnmap-auto[dask]'") from None
+        self.cluster: Any = None
+        self.client: Any = None
+        try:
+            if address == "local":
+                self.cluster = LocalCluster(
+                    n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                )
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address, timeout=10)
+        except (OSError, TimeoutError, ValueError) as error:
+            self.close()
+            raise ConfigError(f"--dask {address}: cannot connect to the scheduler ({error})") from None
+        self.futures: list[Any] = []
+
+    def start(self, tasks: Sequence[WorkerTask]) -> None:
+        self.futures = [
+            self.client.submit(run_worker, task, key=f"dqnmap-worker-{task.worker}-{time.time_ns()}", pure=False)
+            for task in tasks
+        ]
+
+    def running(self) -> bool:
+        return any(not future.done() for future in self.futures)
+
+    def errors(self) -> list[str]:
+        return [
+            f"{future.key}: {type(error).__name__}: {error}".splitlines()[0]
+            for future in self.futures
+            if future.done() and (error := future.exception()) is not None
+        ]
+
+    def stop(self) -> None:
+        for future in self.futures:
+            future.cancel()
+        self.futures = []
+        self.close()
+
+    def close(self) -> None:
+        """Idempotent: the run's ``finally`` closes whatever was opened."""
+        client, cluster = self.client, self.cluster
+        self.client, self.cluster = None, None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_pool(pool: WorkerPool, tasks: Sequence[WorkerTask], on_tick: Callable[[], None]) -> None:
+    """Start ``tasks`` on ``pool`` and call ``on_tick`` every second until all end; Ctrl-C stops them."""
+    pool.start(tasks)
+    try:
+        while pool.running():
+            on_tick()
+            time.sleep(1.0)
+        on_tick()
+        errors = pool.errors()
+    finally:
+        pool.stop()
+    if errors:
+        raise RuntimeError(f"study worker(s) failed: {'; '.join(errors)}")
