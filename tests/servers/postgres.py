@@ -55,9 +55,12 @@ def create_database(server: str, name: str | None = None) -> str:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(*, durable: bool = False) -> Iterator[str]:
     """Start a PostgreSQL cluster in a temporary directory; yields its URL without a database name
-    (``postgresql+psycopg2://dqnmap@127.0.0.1:PORT``): make databases with ``create_database``."""
+    (``postgresql+psycopg2://dqnmap@127.0.0.1:PORT``): make databases with ``create_database``.
+
+    Tests run with ``fsync=off`` (nothing to keep); ``durable`` keeps PostgreSQL's default (for benchmarks).
+    """
     initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -69,7 +72,8 @@ def postgres_server() -> Iterator[str]:
     log = root / "server.log"
     run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     subprocess.run(_as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "dqnmap"]), **run)  # type: ignore[call-overload]
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200"
+    options += "" if durable else " -c fsync=off"
     subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]), **run)  # type: ignore[call-overload]
     try:
         yield f"postgresql+psycopg2://dqnmap@127.0.0.1:{port}"
