@@ -200,12 +200,6 @@ def study_run(
         raise ConfigError(f"--timeout must be > 0, got {timeout}")
     spec = load_study_spec(spec_path, overrides=overrides)
     location = _location(storage or spec.study.storage, directory)
-    if dask not in (None, "local") and ("://" not in (location.storage or "") or (tracking and not tracking_uri)):
-        click.echo(
-            "warning: remote Dask workers need the storage and the tracking store on a filesystem they all see; "
-            "prefer --storage postgresql://... and --tracking-uri http://...",
-            err=True,
-        )
     summary = run_study(
         spec,
         location,

@@ -109,6 +109,8 @@ def run_study(
     timeout = timeout if timeout is not None else spec.study.timeout
     if n_trials is None and timeout is None:
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
+    if dask not in (None, "local"):
+        check_shared_stores(location, tracking_uri if tracking else "")
     if tracking:  # before anything is written: a bad tracking URI must leave no study behind
         check_reachable(tracking_uri or default_tracking_uri(location.directory))
     # Connected before anything is written too: a bad scheduler address must leave no study behind.
@@ -118,6 +120,24 @@ def run_study(
     finally:
         if pool is not None:
             pool.stop()
+
+
+def check_shared_stores(location: StudyLocation, tracking_uri: str | None) -> None:
+    """Workers on other machines must reach the storage and the tracking store over the network: a local file
+    would silently become a separate study (or tracking store) on each worker host. ``""``: tracking off."""
+    storage = location.storage or ""
+    if "://" not in storage or storage.startswith("sqlite"):
+        raise ConfigError(
+            f"--dask with a remote scheduler needs a database storage every worker reaches "
+            f"(--storage postgresql+psycopg2://...), not the local file {location.describe()}"
+        )
+    if tracking_uri is not None and tracking_uri != "" and not tracking_uri.startswith(("http://", "https://")):
+        tracking_uri = None
+    if tracking_uri is None:
+        raise ConfigError(
+            "--dask with a remote scheduler needs a tracking server every worker reaches "
+            "(--tracking-uri http://host:5000) or --no-tracking"
+        )
 
 
 def _run(

@@ -62,6 +62,31 @@ CORPUS: dict[str, tuple[Case, str]] = {
     "bad storage scheme": (run_with("--storage", "mongodb://x/y"), "unsupported scheme 'mongodb'"),
     "unreachable database": (run_with("--storage", "postgresql://user:s3cret@127.0.0.1:9/db"), "cannot open"),
     "unreachable tracking server": (run_with("--tracking-uri", "http://127.0.0.1:9"), "unreachable"),
+    "remote Dask with a local journal": (run_with("--dask", "tcp://127.0.0.1:9"), "needs a database storage"),
+    "remote Dask with local tracking": (
+        lambda tmp, project: [
+            *run_with("--dask", "tcp://127.0.0.1:9")(tmp, project),
+            "--storage",
+            "postgresql://u@127.0.0.1:9/db",
+        ],
+        "needs a tracking server",
+    ),
+    "unreachable Dask scheduler": (
+        lambda tmp, project: [
+            *run_with("--dask", "tcp://127.0.0.1:9", "--no-tracking")(tmp, project),
+            "--storage",
+            "postgresql://u@127.0.0.1:9/db",
+        ],
+        "--dask tcp://127.0.0.1:9: cannot connect",
+    ),
+    "malformed Dask address": (
+        lambda tmp, project: [
+            *run_with("--dask", "nonsense://x", "--no-tracking")(tmp, project),
+            "--storage",
+            "postgresql://u@127.0.0.1:9/db",
+        ],
+        "--dask nonsense://x",
+    ),
     "undecodable YAML": (raw_file(b"\xff\xfe\x00bad"), "cannot read"),
     "invalid YAML": (raw_file(b"study: [unclosed"), "invalid YAML"),
     "empty YAML": (raw_file(b""), "file is empty"),
