@@ -25,13 +25,7 @@ from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.errors import ConfigError, DivergenceError
 from dqnmap_auto.trainer import Trainer, TrainResult
-from dqnmap_auto.tuning.recovery import (
-    RETRY_OF_ATTR,
-    Heartbeat,
-    StaleTrialHandler,
-    has_native_heartbeat,
-    recover_stale_trials,
-)
+from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR, Heartbeat, has_native_heartbeat
 from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
 
@@ -107,19 +101,16 @@ class TrialObjective:
         *,
         observer_factory: ObserverFactory | None = None,
         checkpoint_dir: Path | None = None,
-        stale_handler: StaleTrialHandler | None = None,
     ) -> None:
         """
         Args:
             spec: the study spec.
             observer_factory: builds the tracking of each trial (MLflow, optuna-dashboard), if any.
             checkpoint_dir: where trials checkpoint (``<dir>/trial-<n>/seed-<i>.pt``); None: no checkpoints.
-            stale_handler: handles each stale trial this worker finds (fails its MLflow run, enqueues a retry).
         """
         self.spec = spec
         self.observer_factory = observer_factory
         self.checkpoint_dir = checkpoint_dir
-        self.stale_handler = stale_handler
 
     def checkpoint_path(self, trial_number: int, seed_index: int) -> Path | None:
         if self.checkpoint_dir is None:
@@ -135,7 +126,6 @@ class TrialObjective:
         except ConfigError as error:
             trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
             return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
-        recover_stale_trials(trial.study, grace=spec.study.stale_after, handler=self.stale_handler)
         native = has_native_heartbeat(trial.study._storage)  # Optuna beats for RDB storages itself
         with Heartbeat(trial, interval=spec.study.heartbeat_interval, beat=not native):
             return self._train_trial(trial, configs)

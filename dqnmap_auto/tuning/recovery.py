@@ -143,3 +143,16 @@ def recover_stale_trials(study: optuna.Study, *, grace: float, handler: StaleTri
         handler.retry(study, trial, reason)
         recovered.append(trial.number)
     return recovered
+
+
+class StaleTrialWatch:
+    """A ``study.optimize`` callback that recovers stale trials after every trial, so that their retries are
+    waiting before the worker asks for its next trial (recovering inside the objective would come after the
+    ask, and a worker near its trial budget could stop with a retry left waiting)."""
+
+    def __init__(self, *, grace: float, handler: StaleTrialHandler) -> None:
+        self.grace = grace
+        self.handler = handler
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        recover_stale_trials(study, grace=self.grace, handler=self.handler)

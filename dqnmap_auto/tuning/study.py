@@ -20,7 +20,7 @@ from dqnmap_auto.tracking.mlflow_tracker import (
 )
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
 from dqnmap_auto.tuning.location import SPEC_ATTR, StudyLocation, create_or_continue, load_existing
-from dqnmap_auto.tuning.recovery import StaleTrialHandler, recover_stale_trials
+from dqnmap_auto.tuning.recovery import StaleTrialHandler, StaleTrialWatch, recover_stale_trials
 from dqnmap_auto.tuning.spec import StudySpec
 from dqnmap_auto.tuning.workers import (
     COUNTED_STATES,
@@ -165,10 +165,13 @@ def _run(
         recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
         if pool is None:
             study.optimize(
-                make_objective(spec, study, location, settings, handler),
+                make_objective(spec, study, location, settings),
                 n_trials=n_trials,
                 timeout=timeout,
-                callbacks=[lambda s, _t: bar.update(s)],
+                callbacks=[
+                    StaleTrialWatch(grace=spec.study.stale_after, handler=handler),
+                    lambda s, _t: bar.update(s),
+                ],
                 gc_after_trial=True,
             )
         else:

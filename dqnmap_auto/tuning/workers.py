@@ -3,8 +3,8 @@
 Two pools, one contract: local processes (``multiprocessing`` spawn) for one machine, and tasks on a Dask
 cluster (``dask.distributed``; ``local`` starts a LocalCluster on loopback) for many. Neither schedules trials:
 Optuna coordinates the workers through the storage, and the invoking process only watches the storage for the
-progress bar. A worker that dies mid-trial loses nothing: its trial is found stale by the next trial any worker
-starts (``recovery``), failed and retried from its checkpoint; Dask also reruns the dead worker's task.
+progress bar. A worker that dies mid-trial loses nothing: its trial is found stale when any worker starts or finishes a
+trial (``recovery``), failed and retried from its checkpoint; Dask also reruns the dead worker's task.
 """
 
 from __future__ import annotations
@@ -23,25 +23,20 @@ from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
 from dqnmap_auto.tuning.location import StudyLocation, create_or_continue
 from dqnmap_auto.tuning.objective import TrialObjective
-from dqnmap_auto.tuning.recovery import StaleTrialHandler
+from dqnmap_auto.tuning.recovery import StaleTrialHandler, StaleTrialWatch, recover_stale_trials
 from dqnmap_auto.tuning.spec import StudySpec
 
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def make_objective(
-    spec: StudySpec,
-    study: optuna.Study,
-    location: StudyLocation,
-    tracking: TrackingSettings | None,
-    stale_handler: StaleTrialHandler | None = None,
+    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking: TrackingSettings | None
 ) -> TrialObjective:
     """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
     return TrialObjective(
         spec,
         observer_factory=tracking.observer if tracking is not None else None,
         checkpoint_dir=location.directory / "checkpoints" / study.study_name,
-        stale_handler=stale_handler or StaleTrialHandler(on_stale(tracking)),
     )
 
 
@@ -74,9 +69,14 @@ def run_worker(task: WorkerTask) -> int:
     handler = StaleTrialHandler(on_stale(task.tracking))
     study = create_or_continue(spec, task.location, name=task.name, worker=task.worker, stale_handler=handler)
     before = len(study.get_trials(deepcopy=False))
-    callbacks = [MaxTrialsCallback(task.stop_at, states=COUNTED_STATES)] if task.stop_at is not None else []
+    recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)  # e.g. this task's previous run
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+        StaleTrialWatch(grace=spec.study.stale_after, handler=handler)
+    ]
+    if task.stop_at is not None:
+        callbacks.append(MaxTrialsCallback(task.stop_at, states=COUNTED_STATES))
     study.optimize(
-        make_objective(spec, study, task.location, task.tracking, handler),
+        make_objective(spec, study, task.location, task.tracking),
         n_trials=task.n_trials,
         timeout=task.timeout,
         callbacks=callbacks,

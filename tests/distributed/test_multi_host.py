@@ -77,7 +77,12 @@ def test_twelve_trials_on_dask_postgres_and_mlflow_server(
         assert run.info.status == STATUS_OF_STATE[trial.state]
         assert "eval_return" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(children["0"].info.run_id)}  # through the server's proxy
-    assert {"config.yaml", "metrics.jsonl", "plots"} <= artifacts
+    assert {"config.yaml", "metrics.jsonl", "trial.log", "model.pt", "model", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(children["0"].info.run_id, "plots")}
+    assert "plots/learning_curve.png" in plots
+    parent = client.get_run(children["0"].data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"spec"}
     for run in runs:
         logged = json.dumps([run.data.params, run.data.tags])
         assert SECRET not in logged
@@ -98,21 +103,21 @@ def _running_trial_pid(location: StudyLocation, min_step: int) -> int | None:
 def test_dask_worker_killed_mid_trial_loses_no_trial(tmp_path: Path, postgres_url: str) -> None:
     spec = smoke_spec(
         tmp_path,
-        n_trials=4,
-        steps=4000,
+        n_trials=2,
+        steps=3000,
         eval_every=1000,
         checkpoint_every=1000,
         pruner={"name": "none"},
-        base={"training": {"total_steps": 4000}},
+        base={"training": {"total_steps": 3000}},
     )
     location = StudyLocation(postgres_url, tmp_path / "project")
     command = [sys.executable, "-m", "dqnmap_auto.cli", "study", "run", str(spec), "--storage", postgres_url]
     command += ["--dir", str(location.directory), "--dask", "local", "--jobs", "2", "--no-progress", "--no-tracking"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while (pid := _running_trial_pid(location, 2000)) is None:
+    while (pid := _running_trial_pid(location, 1000)) is None:
         assert proc.poll() is None, proc.communicate()[0]
-        assert time.time() < deadline, "no trial reached step 2000"
+        assert time.time() < deadline, "no trial reached step 1000"
         time.sleep(0.3)
     os.kill(pid, signal.SIGKILL)  # the Dask worker process running that trial
     output, _ = proc.communicate(timeout=600)
@@ -123,6 +128,6 @@ def test_dask_worker_killed_mid_trial_loses_no_trial(tmp_path: Path, postgres_ur
     assert len(failed) == 1 and failed[0].user_attrs[PID_ATTR] == pid
     (retry,) = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == failed[0].number]
     assert retry.state == TrialState.COMPLETE and retry.params == failed[0].params
-    assert retry.user_attrs["resumed_from_step"] >= 2000  # from its checkpoint, not from step 0
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 4  # the 4 asked for, none lost
+    assert retry.user_attrs["resumed_from_step"] >= 1000  # from its checkpoint, not from step 0
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2  # the 2 asked for, none lost
     assert all(t.state.is_finished() for t in trials)

@@ -47,7 +47,7 @@ def mlflow_server(backend_store_uri: str, artifacts: Path | None = None, *, time
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server and its uvicorn workers
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=5)  # nothing to flush: the backend store is a database
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
