@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import multiprocessing
@@ -20,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,17 +184,34 @@ class ResultLog:
         self.path = path
 
     def records(self) -> list[dict[str, Any]]:
+        """Every recorded run once (the first line of a key wins)."""
         if not self.path.exists():
             return []
-        out = []
+        out: dict[str, dict[str, Any]] = {}
         for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 print(f"warning: {self.path}:{number}: unreadable line skipped (cut short?)", file=sys.stderr)
-        return out
+                continue
+            out.setdefault(record["key"], record)
+        return list(out.values())
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold a lock file beside the log: two invocations on one log would run the same runs twice."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / f"{self.path.stem}.lock.tmp").open("w") as handle:  # *.tmp: git-ignored
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SystemExit(f"error: another benchmark process is writing {self.path}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def keys(self) -> set[str]:
         return {record["key"] for record in self.records()}
@@ -248,6 +267,17 @@ def run_tasks(
     process writes the log, so lines never interleave. Spawned workers (not forked): a fresh interpreter per
     worker, no torch/threads state copied from the parent.
     """
+    with log.exclusive():
+        _run_pending(tasks, log, workers=workers, annotate=annotate)
+
+
+def _run_pending(
+    tasks: Sequence[Task],
+    log: ResultLog,
+    *,
+    workers: int,
+    annotate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> None:
     done = log.keys()
     pending = [task for task in tasks if task.key not in done]
     print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already in {log.path}; {len(pending)} to run", flush=True)
