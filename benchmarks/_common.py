@@ -323,9 +323,11 @@ def _summary(result: dict[str, Any]) -> str:
 
 # -- reports ------------------------------------------------------------------------------------------------
 def command_line() -> str:
-    """How this script was started, as one shell line (with the PYTHONPATH it needs)."""
+    """How this script was started, as one shell line (with the PYTHONPATH it needs); ``--report-only`` left
+    out, so a rebuilt report still names the command that ran the benchmark."""
     script = os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0]
-    return "PYTHONPATH=. python " + shlex.join([script, *sys.argv[1:]])
+    args = [arg for arg in sys.argv[1:] if arg != "--report-only"]
+    return "PYTHONPATH=. python " + shlex.join([script, *args])
 
 
 def git_commit() -> str:
@@ -336,14 +338,20 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def report_header(title: str, *, notes: Iterable[str] = ()) -> list[str]:
-    """Title, the exact command, machine and commit: what anyone needs to rerun or discount a report."""
+def report_header(title: str, *, quick: bool, notes: Iterable[str] = ()) -> list[str]:
+    """Title, the exact command, machine and commit: what anyone needs to rerun or discount a report.
+
+    A quick report says so in its title: its runs are too short for its success figures to mean anything.
+    """
+    if quick:
+        title = f"QUICK SMOKE TEST, not a result: {title}"
     lines = [
         f"# {title}",
         "",
         f"- Command: `{command_line()}`",
         f"- Machine: {MACHINE}; Python {platform.python_version()}; commit {git_commit()}",
-        f"- Written: {time.strftime('%Y-%m-%d %H:%M')}",
+        f"- Written: {time.strftime('%Y-%m-%d %H:%M')}"
+        + (" (rebuilt from the JSONL with `--report-only`)" if "--report-only" in sys.argv else ""),
     ]
     lines += [f"- {note}" for note in notes]
     return [*lines, ""]

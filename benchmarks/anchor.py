@@ -149,13 +149,14 @@ def plot(records: Sequence[dict[str, Any]], env: BenchEnv, path: Path) -> None:
 
 
 def build_report(
-    records: Sequence[dict[str, Any]], env: BenchEnv, *, steps: int, seeds: int, name: str, out: Path
+    records: Sequence[dict[str, Any]], env: BenchEnv, *, steps: int, seeds: int, name: str, out: Path, quick: bool
 ) -> list[str]:
     figure = out / f"{name}.png"
     if records:
         plot(records, env, figure)
     lines = report_header(
-        f"Anchor: {env.name}, {steps} env steps per run ({len(records)} of {seeds * len(ARMS)} runs recorded)",
+        quick=quick,
+        title=f"Anchor: {env.name}, {steps} env steps per run ({len(records)} of {seeds * len(ARMS)} runs recorded)",
         notes=[
             f"Arms: {', '.join(ARMS)}; settings: rl-zoo3's tuned row (`studies/{env.spec.name}`), "
             f"{seeds} seeds (0..{seeds - 1}) per arm",
@@ -182,7 +183,10 @@ def main() -> None:
         run_tasks(tasks, log, workers=args.workers, annotate=lambda r: {**r, "success": env.success(r["final_mean"])})
     keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
-    write_report(args.out / f"{name}.md", build_report(records, env, steps=steps, seeds=seeds, name=name, out=args.out))
+    write_report(
+        args.out / f"{name}.md",
+        build_report(records, env, steps=steps, seeds=seeds, name=name, out=args.out, quick=args.quick),
+    )
 
 
 if __name__ == "__main__":

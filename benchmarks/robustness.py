@@ -159,6 +159,35 @@ def grid_lines(records: Sequence[dict[str, Any]], size: Size) -> list[str]:
     return lines
 
 
+def trust_region_lines(env: BenchEnv, size: Size, extra: Sequence[str]) -> list[str]:
+    """What each start of the full grid can reach at all, read from the engine before any run: with the
+    default ``max_change`` of 10, an lr that starts 100x off the good value cannot get there, whatever its
+    hypergradient says."""
+    zoo = bench_config(env, steps=size.steps, seed=0).agent
+
+    def space(lr: float, gamma: float) -> dict[str, tuple[float, float]]:
+        return reachable(run_config(env, size, mode="meta", lr=lr, gamma=gamma, seed=0, extra=extra))
+
+    lines = [
+        "## Trust region: what each start can reach (from the engine, independent of the runs)",
+        "",
+        f"`self_tuning.max_change` narrows the bounds to a factor around the start (odds for gamma). rl-zoo3's "
+        f"tuned values for this env: lr {zoo.lr:g}, gamma {zoo.gamma:g}. The fixed arm at the edge of a start's "
+        "reachable lr shows the best that start could do by driving lr all the way there.",
+        "",
+        "| initial lr | reachable lr | rl-zoo3 lr reachable |",
+        "|---|---|---|",
+    ]
+    for lr in LRS:
+        low, high = space(lr, zoo.gamma)["lr"]
+        lines.append(f"| {lr:g} | [{low:.3g}, {high:.3g}] | {'yes' if low <= zoo.lr <= high else '**no**'} |")
+    lines += ["", "| initial gamma | reachable gamma (meta) | rl-zoo3 gamma reachable |", "|---|---|---|"]
+    for gamma in GAMMAS:
+        low, high = space(zoo.lr, gamma)["gamma"]
+        lines.append(f"| {gamma:g} | [{low:.4g}, {high:.4g}] | {'yes' if low <= zoo.gamma <= high else '**no**'} |")
+    return [*lines, ""]
+
+
 def drift_lines(records: Sequence[dict[str, Any]], env: BenchEnv, size: Size, extra: Sequence[str]) -> list[str]:
     """Where the tuner drove lr and gamma, against what its trust region lets it reach."""
     zoo_lr = bench_config(env, steps=size.steps, seed=0).agent.lr
@@ -260,7 +289,14 @@ def plot_drift(records: Sequence[dict[str, Any]], env: BenchEnv, size: Size, pat
 
 
 def build_report(
-    records: Sequence[dict[str, Any]], env: BenchEnv, size: Size, *, name: str, out: Path, extra: Sequence[str]
+    records: Sequence[dict[str, Any]],
+    env: BenchEnv,
+    size: Size,
+    *,
+    name: str,
+    out: Path,
+    extra: Sequence[str],
+    quick: bool,
 ) -> list[str]:
     heatmap, drift = out / f"{name}.png", out / f"{name}-drift.png"
     if records:
@@ -268,7 +304,8 @@ def build_report(
         plot_drift(records, env, size, drift)
     expected = len(MODES) * size.seeds * len(size.lrs) * len(size.gammas)
     lines = report_header(
-        f"Robustness: {env.name}, {size.steps} env steps per run ({len(records)} of {expected} runs recorded)",
+        quick=quick,
+        title=f"Robustness: {env.name}, {size.steps} env steps per run ({len(records)} of {expected} runs recorded)",
         notes=[
             f"Grid: initial lr {list(size.lrs)} x initial gamma {list(size.gammas)} x {size.seeds} seeds x "
             f"arms {list(MODES)}; other settings: rl-zoo3's tuned row (`{env.spec.relative_to(env.spec.parents[1])}`)",
@@ -277,7 +314,8 @@ def build_report(
         ],
     )
     lines += summary_lines(records, env) + grid_lines(records, size)
-    lines += [f"![success heatmap]({heatmap.name})", "", *drift_lines(records, env, size, extra)]
+    lines += [f"![success heatmap]({heatmap.name})", "", *trust_region_lines(env, size, extra)]
+    lines += drift_lines(records, env, size, extra)
     lines += [f"![lr and gamma drift]({drift.name})", "", "## Cost", ""]
     full = SIZES[(env.name, False)]
     full_steps = {mode: full.steps * full.seeds * len(full.lrs) * len(full.gammas) for mode in MODES}
@@ -302,7 +340,8 @@ def main() -> None:
     keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
     write_report(
-        args.out / f"{name}.md", build_report(records, env, size, name=name, out=args.out, extra=args.overrides)
+        args.out / f"{name}.md",
+        build_report(records, env, size, name=name, out=args.out, extra=args.overrides, quick=args.quick),
     )
 
 

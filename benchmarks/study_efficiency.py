@@ -388,13 +388,14 @@ def plot(records: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def build_report(
-    records: Sequence[dict[str, Any]], size: StudySize, *, enqueue: bool, name: str, out: Path
+    records: Sequence[dict[str, Any]], size: StudySize, *, enqueue: bool, name: str, out: Path, quick: bool
 ) -> list[str]:
     figure = out / f"{name}.png"
     if records:
         plot(records, figure)
     lines = report_header(
-        f"Study efficiency: CartPole-v1, {size.trials} trials x {size.steps} env steps "
+        quick=quick,
+        title=f"Study efficiency: CartPole-v1, {size.trials} trials x {size.steps} env steps "
         f"({len(records)} of {size.reps * len(ARMS)} studies recorded)",
         notes=[
             f"{size.n_evaluations} evaluations per trial (10 episodes; the last 20, which is the trial's value); "
@@ -437,7 +438,9 @@ def main() -> None:
         run_tasks(tasks, log, workers=args.workers)
     keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
-    write_report(args.out / f"{name}.md", build_report(records, size, enqueue=enqueue, name=name, out=args.out))
+    write_report(
+        args.out / f"{name}.md", build_report(records, size, enqueue=enqueue, name=name, out=args.out, quick=args.quick)
+    )
 
 
 if __name__ == "__main__":
