@@ -395,7 +395,8 @@ def cpu_estimate_lines(
         per = ", ".join(f"{name} {rates[name] * 1000:.2f} ms/step" for name in full_steps)
         lines.append(
             f"Full size extrapolated from these rates ({per}): {total / 3600:.1f} CPU hours, about "
-            f"{total / 3600 / workers:.1f} h wall with --workers {workers} on 2 free cores."
+            f"{total / 3600 / workers:.1f} h wall with --workers {workers} at the same per-run speed (rates of short "
+            "runs include relatively more evaluation, and depend on the machine's load at the time)."
         )
     return lines
 
