@@ -404,7 +404,8 @@ def build_report(
             f"MedianPruner(n_startup_trials={ZOO_PRUNER_STARTUP}, n_warmup_steps={size.n_evaluations // 3}) on the "
             "evaluation index; other settings from rl-zoo3's CartPole row",
             "(b), (c): `dqnmap_auto.tuning.study.run_study` on `studies/cartpole.yaml` (its TPE and median pruner), "
-            "(b) with `self_tuning.enabled=false` and no self-tuning entries in the search space",
+            "(b) with `self_tuning.enabled=false` and no self-tuning entries in the search space; in (c) a trial "
+            "sampling mode hd with params without lr tunes nothing (the spec's space allows it)",
             "Fairness: (a) searches rl-zoo3's whole DQN space from scratch; (b) and (c) search the spec's narrow "
             "space around rl-zoo3's tuned row"
             + (", and their first trial is that row (enqueued)" if enqueue else " (--no-enqueue: no warm start)"),
