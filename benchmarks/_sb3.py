@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from _common import final_evaluator, outcome, sb3_kwargs
 from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from dqnmap_auto.config import TrainConfig
@@ -24,7 +25,7 @@ from dqnmap_auto.evaluation import EvalResult, Evaluator
 EvalHook = Callable[[int, EvalResult, bool], bool]
 
 
-def greedy_policy(model: DQN) -> Callable[[np.ndarray], np.ndarray]:
+def greedy_policy(model: BaseAlgorithm) -> Callable[[np.ndarray], np.ndarray]:
     """The deterministic policy of ``model`` on a batch of observations (one per evaluation episode)."""
     return lambda obs: model.predict(obs, deterministic=True)[0]
 

@@ -240,7 +240,7 @@ def plot_heatmap(records: Sequence[dict[str, Any]], size: Size, env: BenchEnv, p
         1, len(MODES), figsize=(3.0 * len(MODES), 0.9 * len(size.lrs) + 1.6), squeeze=False, sharey=True
     )
     for ax, mode in zip(axes[0], MODES, strict=True):
-        rates = []
+        rates: list[list[float]] = []
         for lr in size.lrs:
             row = []
             for gamma in size.gammas:

@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ from _common import (
     run_tasks,
     write_report,
 )
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from dqnmap_auto.evaluation import EvalResult
@@ -169,9 +172,7 @@ class ZooObjective:
 
 
 def run_zoo_study(job: StudyJob) -> optuna.Study:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(job.workdir / f"{job.name}.journal"))
-    )
+    storage = JournalStorage(JournalFileBackend(str(job.workdir / f"{job.name}.journal")))
     with warnings.catch_warnings():  # multivariate TPE is flagged experimental; rl-zoo3 uses it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(n_startup_trials=ZOO_TPE_STARTUP, seed=job.seed, multivariate=True)
@@ -239,13 +240,21 @@ def trial_steps(trial: FrozenTrial) -> int:
     return int(attrs.get("env_steps") or attrs.get("pruned_at_step") or 0)
 
 
+def _times(trial: FrozenTrial) -> tuple[datetime, datetime]:
+    """Start and end of a finished trial (both are set once a trial is COMPLETE or PRUNED)."""
+    assert trial.datetime_start is not None and trial.datetime_complete is not None
+    return trial.datetime_start, trial.datetime_complete
+
+
 def study_record(study: optuna.Study, *, threshold: float) -> dict[str, Any]:
     """Trials in completion order with the running env-step count; when the threshold was first reached."""
-    finished = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.datetime_complete)
-    trials, cumulative, solved_at, solved_trial = [], 0, None, None
+    finished = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: _times(t)[1])
+    trials: list[dict[str, Any]] = []
+    cumulative, solved_at, solved_trial = 0, None, None
     for trial in finished:
         cumulative += trial_steps(trial)
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        started, completed = _times(trial)
+        seconds = (completed - started).total_seconds()
         value = trial.value if trial.state == TrialState.COMPLETE else None
         if solved_at is None and value is not None and value >= threshold:
             solved_at, solved_trial = cumulative, trial.number
