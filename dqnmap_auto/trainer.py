@@ -201,14 +201,23 @@ class Trainer:
         """Run one phase of gradient steps; returns summed loss, summed mean-Q and the step count."""
         n_steps = self._gradient_steps_per_phase()
         self.tuner.set_step(self.step)
-        batches = self._sample(n_batches=n_steps)  # one gather + conversion for the whole phase
+        # One gather + conversion + transfer to the device for the whole phase, the meta-objective's outer
+        # batches included (batches n_steps.. of the draw).
+        n_outer = self.tuner.outer_batches(n_steps)
+        batches = self._sample(n_batches=n_steps + n_outer)
+        outer = iter(range(n_steps, n_steps + n_outer))
+
+        def sample_outer() -> Batch:
+            index = next(outer, None)
+            return self._sample() if index is None else batches[index]
+
         # The target network is fixed during a phase: all its Q-values in one large forward pass.
-        next_obs = batches.next_obs.flatten(0, 1)  # (steps * batch, *obs_shape): networks see one batch dim
+        next_obs = batches.next_obs[:n_steps].flatten(0, 1)  # (steps * batch, *obs_shape): one batch dim
         q_t_target = self.agent.target_q_values(next_obs).unflatten(0, (n_steps, -1))
         loss_sum = torch.zeros((), device=self.device)
         q_sum = torch.zeros((), device=self.device)
         for index in range(n_steps):
-            loss, q_mean = self.tuner.gradient_step(batches[index], self._sample, q_t_target=q_t_target[index])
+            loss, q_mean = self.tuner.gradient_step(batches[index], sample_outer, q_t_target=q_t_target[index])
             loss_sum += loss
             q_sum += q_mean
         if not (torch.isfinite(loss_sum) and torch.isfinite(q_sum)):  # one host sync per phase
