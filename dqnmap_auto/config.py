@@ -94,7 +94,9 @@ class AgentConfig(_Section):
     lr: float = Field(2.3e-3, gt=0, description="Adam learning rate (initial value when self-tuned).")
     gamma: float = Field(0.99, gt=0, lt=1, description="Discount factor (initial value when self-tuned).")
     batch_size: int = Field(64, ge=1)
-    buffer_size: int = Field(100_000, ge=1, description="Replay capacity in transitions.")
+    buffer_size: int = Field(
+        100_000, ge=1, description="Replay capacity in transitions (in frames for images, each stored once)."
+    )
     learning_starts: int = Field(1000, ge=0, description="Env steps of pure exploration before learning.")
     train_freq: int = Field(256, ge=1, description="Env steps (per env) between two training phases.")
     gradient_steps: int = Field(

@@ -52,6 +52,13 @@ def test_uint8_pixels_are_scaled_inside_the_network() -> None:
     assert not any("dtype_reference" in k for k in net.state_dict())  # saved models are unchanged
 
 
+def test_an_mlp_on_pixels_scales_them_too() -> None:
+    net = build_q_network(MINATAR, 3, AgentConfig(network="mlp", net_arch=[8]), pixels=True)
+    assert linears(net) == [(400, 8), (8, 3)] and not convs(net)
+    pixels = torch.randint(0, 256, (2, *MINATAR), dtype=torch.uint8)
+    torch.testing.assert_close(net(pixels), net(pixels.float() / 255.0))
+
+
 def test_vector_observations_keep_the_mlp() -> None:
     net = build_q_network((4,), 2, AgentConfig(net_arch=[8]), pixels=False)
     assert not any(isinstance(m, ToFloat | nn.Conv2d) for m in net.modules())
