@@ -49,6 +49,7 @@ def register_env_id(env_id: str) -> None:
         except ImportError:
             raise EnvCreationError(f"env.id: {env_id} needs the ale-py package: pip install -e '.[pixels]'") from None
         gym.register_envs(ale_py)  # ale_py registers its ids on import; this only marks the import as used
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner: a user error stays one line
         _registered.add("ale")
 
 

@@ -93,17 +93,17 @@ def resolve_conv_spec(
             f"agent.cnn: channels, kernels and strides need one entry per conv layer, got lengths {lengths} "
             f"(unset fields come from the {preset} preset)"
         )
-    conv_output_shape(obs_shape, spec)
+    conv_output_shape(obs_shape, spec, where=f"agent.cnn ({preset} layout)")
     return spec
 
 
-def conv_output_shape(obs_shape: tuple[int, ...], spec: ConvSpec) -> tuple[int, int, int]:
+def conv_output_shape(obs_shape: tuple[int, ...], spec: ConvSpec, *, where: str = "agent.cnn") -> tuple[int, int, int]:
     """(channels, height, width) after the conv layers (no padding); ConfigError when a kernel does not fit."""
     channels, height, width = obs_shape
     for index, (out, kernel, stride) in enumerate(zip(spec.channels, spec.kernels, spec.strides, strict=True)):
         if kernel > height or kernel > width:
             raise ConfigError(
-                f"agent.cnn: conv layer {index + 1} (kernel {kernel}, stride {stride}) does not fit its "
+                f"{where}: conv layer {index + 1} (kernel {kernel}, stride {stride}) does not fit its "
                 f"{height}x{width} input (observation shape {obs_shape})"
             )
         channels, height, width = out, (height - kernel) // stride + 1, (width - kernel) // stride + 1

@@ -10,7 +10,9 @@ import torch
 
 from dqnmap_auto import checkpoint
 from dqnmap_auto.agent.frame_replay import FrameReplayBuffer
-from dqnmap_auto.agent.replay import Batch
+from dqnmap_auto.agent.replay import Batch, ReplayBuffer
+from dqnmap_auto.config import EnvConfig
+from dqnmap_auto.envs import make_vector_env
 from tests.pixels.helpers import FRAME, fill, named_frames_envs
 
 
@@ -67,19 +69,16 @@ def test_unstacked_observations_are_stored_once() -> None:
 
 
 def test_bytes_per_transition_are_about_one_frame() -> None:
-    stack, side = 4, 84
-    replay = FrameReplayBuffer(400, (stack, side, side), n_envs=2, stack=stack)
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, size=(2, stack, side, side), dtype=np.uint8)
-    for t in range(300):  # episodes of 100 steps
-        done = np.full(2, (t + 1) % 100 == 0)
-        next_frames = np.concatenate([frames[:, 1:], rng.integers(0, 256, (2, 1, side, side), np.uint8)], axis=1)
-        replay.add(frames, np.zeros(2, int), np.zeros(2), next_frames, done, done=done)
-        frames = next_frames
+    """Real Atari frames (Pong, 4 stacked 84x84 frames, 100-step episodes, 2 envs), buffer filled past capacity."""
+    envs = make_vector_env(EnvConfig(id="ALE/Pong-v5", kwargs={"max_num_frames_per_episode": 400}), 2, training=True)
+    replay = FrameReplayBuffer(400, envs.single_observation_space.shape, n_envs=2, stack=4)
+    fill(replay, envs, 260)
+    envs.close()
+    assert replay.written.min() > replay.slots  # full: the per-episode frames are in the figure
     per_transition = replay.nbytes / len(replay)
-    assert per_transition < 1.2 * side * side
-    # the naive layout (obs and next_obs stacks per transition) would need 8 frames
-    assert per_transition < 2 * stack * side * side / 6
+    assert per_transition < 1.2 * 84 * 84
+    # a buffer storing obs and next_obs stacks per transition holds 8 frames each
+    assert ReplayBuffer(1, (4, 84, 84), np.uint8).nbytes > 7.5 * per_transition
 
 
 def test_empty_buffer_and_missing_done_are_errors() -> None:
