@@ -88,6 +88,7 @@ def train(
 
     Example: dqnmap-auto train studies/cartpole.yaml --seed 0 --out runs/x
     """
+    from dqnmap_auto.agent.networks import check_network
     from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
     from dqnmap_auto.config import load_train_config
     from dqnmap_auto.envs import check_env
@@ -96,7 +97,8 @@ def train(
     from dqnmap_auto.trainer import Trainer
 
     config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
-    check_env(config.env)  # before anything is written
+    obs_space = check_env(config.env)  # before anything is written
+    check_network(config.agent, tuple(obs_space.shape or ()))
     if use_schedule:
         require_schedule(config)  # before anything is written
     out_dir = prepare_run_dir(

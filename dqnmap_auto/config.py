@@ -28,10 +28,64 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class AtariConfig(_Section):
+    """The standard DQN preprocessing of Atari frames (Mnih et al. 2015), applied to ``ALE/...`` ids only.
+
+    gymnasium's ``AtariPreprocessing`` (no-op starts, frame skip with max-pooling, grayscale, resize),
+    ``ClipReward`` and ``FrameStackObservation`` do the work. Reward clipping and life-loss termination apply to
+    the training envs only: evaluation reports the game score of whole games.
+    """
+
+    frame_skip: int = Field(4, ge=1, description="Emulator frames per agent step (the env is made with frameskip=1).")
+    screen_size: int = Field(84, ge=8, description="Side of the square grayscale frame.")
+    frame_stack: int = Field(4, ge=1, description="Frames per observation (FrameStackObservation).")
+    noop_max: int = Field(30, ge=0, description="At most this many random no-ops after a reset.")
+    terminal_on_life_loss: bool = Field(False, description="Training episodes end when a life is lost.")
+    clip_rewards: bool = Field(True, description="Training rewards clipped to [-1, 1].")
+
+
 class EnvConfig(_Section):
-    id: str = Field("CartPole-v1", description="gymnasium environment id.")
+    id: str = Field("CartPole-v1", description="gymnasium environment id (MinAtar/..., ALE/... need the pixels extra).")
     n_envs: int = Field(1, ge=1, description="Parallel training envs (gymnasium SyncVectorEnv).")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments to gym.make.")
+    atari: AtariConfig = Field(default_factory=AtariConfig, description="Preprocessing of ALE/... envs.")
+
+
+def _int_list(value: object) -> object:
+    """Accept "16,32" and 16 as well as [16, 32]: a study's search space can only offer scalars."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+class CnnConfig(_Section):
+    """Convolutional encoder layout; every unset field comes from the preset (``agent.network``)."""
+
+    channels: list[int] | None = Field(None, description="Output channels per conv layer.")
+    kernels: list[int] | None = Field(None, description="Square kernel size per conv layer.")
+    strides: list[int] | None = Field(None, description="Stride per conv layer.")
+    hidden: int | None = Field(None, ge=1, description="Width of the fully connected layer after the convs.")
+
+    @field_validator("channels", "kernels", "strides", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _int_list(value)
+
+    @field_validator("channels", "kernels", "strides")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(v < 1 for v in value)):
+            raise ValueError(f"must be a non-empty list of positive integers, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> CnnConfig:
+        given = {name: len(v) for name in ("channels", "kernels", "strides") if (v := getattr(self, name)) is not None}
+        if len(set(given.values())) > 1:
+            raise ValueError(f"channels, kernels and strides need one entry per conv layer, got lengths {given}")
+        return self
 
 
 class AgentConfig(_Section):
@@ -40,7 +94,9 @@ class AgentConfig(_Section):
     lr: float = Field(2.3e-3, gt=0, description="Adam learning rate (initial value when self-tuned).")
     gamma: float = Field(0.99, gt=0, lt=1, description="Discount factor (initial value when self-tuned).")
     batch_size: int = Field(64, ge=1)
-    buffer_size: int = Field(100_000, ge=1, description="Replay capacity in transitions.")
+    buffer_size: int = Field(
+        100_000, ge=1, description="Replay capacity in transitions (in frames for images, each stored once)."
+    )
     learning_starts: int = Field(1000, ge=0, description="Env steps of pure exploration before learning.")
     train_freq: int = Field(256, ge=1, description="Env steps (per env) between two training phases.")
     gradient_steps: int = Field(
@@ -58,6 +114,12 @@ class AgentConfig(_Section):
     exploration_initial_eps: float = Field(1.0, ge=0, le=1)
     exploration_final_eps: float = Field(0.04, ge=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when present, else cpu.")
+    network: Literal["auto", "mlp", "nature_cnn", "minatar_cnn"] = Field(
+        "auto",
+        description="auto: a CNN for image observations (channels, height, width): nature_cnn from 36x36 up, "
+        "minatar_cnn below; an MLP (net_arch) otherwise.",
+    )
+    cnn: CnnConfig = Field(default_factory=CnnConfig, description="CNN layout; unset fields from the preset.")
 
     @field_validator("net_arch")
     @classmethod

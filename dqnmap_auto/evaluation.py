@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode
 
 from dqnmap_auto.config import EnvConfig
-from dqnmap_auto.envs import check_env_id, evaluation_seeds
+from dqnmap_auto.envs import evaluation_seeds, make_vector_env
 
 
 @dataclass(frozen=True)
@@ -31,15 +29,8 @@ class Evaluator:
     """Evaluates a greedy policy on ``n_episodes`` fixed-seed episodes of ``config.id``."""
 
     def __init__(self, config: EnvConfig, *, seed: int, n_episodes: int) -> None:
-        check_env_id(config.id)
         self.seeds = evaluation_seeds(seed, n_episodes)
-        self.envs = gym.make_vec(
-            config.id,
-            num_envs=n_episodes,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-            **config.kwargs,
-        )
+        self.envs = make_vector_env(config, n_episodes, training=False)
 
     def __call__(self, policy: Callable[[np.ndarray], np.ndarray]) -> EvalResult:
         obs, _ = self.envs.reset(seed=self.seeds)  # type: ignore[arg-type]  # a list seeds each sub-env

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dqnmap_auto.agent.build import build_replay, is_image
 from dqnmap_auto.agent.dqn import DQNAgent
-from dqnmap_auto.agent.replay import Batch, ReplayBuffer
+from dqnmap_auto.agent.replay import Batch, Replay
 from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.checkpoint import load as load_checkpoint
 from dqnmap_auto.checkpoint import save_atomic
@@ -28,6 +29,7 @@ from dqnmap_auto.envs import final_observations, make_train_envs
 from dqnmap_auto.errors import DivergenceError
 from dqnmap_auto.evaluation import EvalResult, Evaluator
 from dqnmap_auto.hypergrad.build import build_tuner
+from dqnmap_auto.pixel_envs import frames_per_observation
 
 #: Size of the fixed probe set of states used for the policy-convergence figure.
 PROBE_STATES = 256
@@ -107,8 +109,14 @@ class Trainer:
         obs_space = self.envs.single_observation_space
         obs_shape = tuple(obs_space.shape or ())
         n_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
-        self.agent = DQNAgent(obs_shape, n_actions, config.agent, device=self.device)
-        self.replay = ReplayBuffer(config.agent.buffer_size, obs_shape, obs_space.dtype or np.float32)
+        pixels = is_image(obs_space)
+        self.agent = DQNAgent(obs_shape, n_actions, config.agent, device=self.device, pixels=pixels)
+        self.replay: Replay = build_replay(
+            config.agent.buffer_size,
+            obs_space,
+            n_envs=config.env.n_envs,
+            frame_stack=frames_per_observation(config.env),
+        )
         self.tuner = build_tuner(config, self.agent, use_schedule=use_schedule)
         self.initial_hyperparams = self.tuner.space.current()
         self.step = 0
@@ -179,8 +187,7 @@ class Trainer:
             if len(self.replay) == 0:
                 return None
             probe_rng = np.random.default_rng(self.config.training.seed + 1)
-            index = probe_rng.integers(0, len(self.replay), size=min(PROBE_STATES, len(self.replay)))
-            self._probe_obs = self.replay.obs[index].copy()
+            self._probe_obs = self.replay.sample_observations(min(PROBE_STATES, len(self.replay)), probe_rng)
         actions = self.agent.greedy_actions(self._probe_obs)
         previous, self._probe_actions = self._probe_actions, actions
         return None if previous is None else float(np.mean(actions != previous))
@@ -194,14 +201,23 @@ class Trainer:
         """Run one phase of gradient steps; returns summed loss, summed mean-Q and the step count."""
         n_steps = self._gradient_steps_per_phase()
         self.tuner.set_step(self.step)
-        batches = self._sample(n_batches=n_steps)  # one gather + conversion for the whole phase
+        # One gather + conversion + transfer to the device for the whole phase, the meta-objective's outer
+        # batches included (batches n_steps.. of the draw).
+        n_outer = self.tuner.outer_batches(n_steps)
+        batches = self._sample(n_batches=n_steps + n_outer)
+        outer = iter(range(n_steps, n_steps + n_outer))
+
+        def sample_outer() -> Batch:
+            index = next(outer, None)
+            return self._sample() if index is None else batches[index]
+
         # The target network is fixed during a phase: all its Q-values in one large forward pass.
-        next_obs = batches.next_obs.flatten(0, 1)  # (steps * batch, *obs_shape): networks see one batch dim
+        next_obs = batches.next_obs[:n_steps].flatten(0, 1)  # (steps * batch, *obs_shape): one batch dim
         q_t_target = self.agent.target_q_values(next_obs).unflatten(0, (n_steps, -1))
         loss_sum = torch.zeros((), device=self.device)
         q_sum = torch.zeros((), device=self.device)
         for index in range(n_steps):
-            loss, q_mean = self.tuner.gradient_step(batches[index], self._sample, q_t_target=q_t_target[index])
+            loss, q_mean = self.tuner.gradient_step(batches[index], sample_outer, q_t_target=q_t_target[index])
             loss_sum += loss
             q_sum += q_mean
         if not (torch.isfinite(loss_sum) and torch.isfinite(q_sum)):  # one host sync per phase
@@ -252,7 +268,8 @@ class Trainer:
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
             done = terminated | truncated
             # Store the true last observation of an episode; only termination stops bootstrapping.
-            self.replay.add(self._obs, actions, rewards, final_observations(next_obs, done, infos), terminated)
+            real_next = final_observations(next_obs, done, infos)
+            self.replay.add(self._obs, actions, rewards, real_next, terminated, done=done)
             self._obs = next_obs
             self.step += self.n_envs
             self.vector_steps += 1

@@ -51,6 +51,7 @@ class DQNAgent:
         config: network and optimizer settings.
         device: where the networks live.
         dtype: parameter dtype (float64 is used by the finite-difference tests).
+        pixels: observations are uint8 images: they stay uint8 up to the network, which scales them to [0, 1].
     """
 
     def __init__(
@@ -61,14 +62,16 @@ class DQNAgent:
         *,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        pixels: bool = False,
     ) -> None:
         self.config = config
         self.n_actions = n_actions
         self.device = torch.device(device)
         self.dtype = dtype
-        self.q_net: nn.Module = build_q_network(
-            obs_shape, n_actions, net_arch=config.net_arch, activation=config.activation
-        ).to(device=self.device, dtype=dtype)
+        self.pixels = pixels
+        self.q_net: nn.Module = build_q_network(obs_shape, n_actions, config, pixels=pixels).to(
+            device=self.device, dtype=dtype
+        )
         self._params: list[torch.Tensor] = list(self.q_net.parameters())
         self.target_net: nn.Module = copy.deepcopy(self.q_net)
         self.target_net.requires_grad_(False)
@@ -91,7 +94,9 @@ class DQNAgent:
 
     @torch.no_grad()
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
-        q_values = self.q_net(torch.as_tensor(obs, device=self.device, dtype=self.dtype))
+        # Pixels travel as uint8 (4x fewer bytes to the device); the network's first layer scales them.
+        dtype = None if self.pixels else self.dtype
+        q_values = self.q_net(torch.as_tensor(obs, device=self.device, dtype=dtype))
         return q_values.argmax(dim=-1).cpu().numpy()
 
     def act(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:

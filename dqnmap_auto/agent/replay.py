@@ -1,13 +1,15 @@
-"""A preallocated numpy ring buffer of transitions.
+"""A preallocated numpy ring buffer of transitions, and the interface every replay memory offers the Trainer.
 
-Observations keep the dtype of the observation space (float32 vectors today, uint8 frames for pixel envs), and
-batches are gathered for several gradient steps at once: one fancy-indexing pass and one tensor conversion per
-training phase instead of one per gradient step.
+Observations keep the dtype of the observation space, and batches are gathered for several gradient steps at
+once: one fancy-indexing pass and one tensor conversion per training phase instead of one per gradient step.
+This buffer stores ``obs`` and ``next_obs`` per transition, which suits vector observations; image observations
+go to ``frame_replay.FrameReplayBuffer``, which stores each frame once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -48,6 +50,34 @@ class Batch:
         )
 
 
+class Replay(Protocol):
+    """What the Trainer and the checkpoints use of a replay memory."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        *,
+        done: np.ndarray | None = None,
+    ) -> None: ...
+
+    def sample(self, batch_size: int, rng: np.random.Generator, *, n_batches: int | None = None) -> Batch: ...
+
+    def sample_observations(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def state_dict(self, *, newest: int | None = None) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, object]) -> None: ...
+
+
 class ReplayBuffer:
     """Fixed-capacity FIFO replay memory with uniform sampling.
 
@@ -82,8 +112,14 @@ class ReplayBuffer:
         rewards: np.ndarray,
         next_obs: np.ndarray,
         terminated: np.ndarray,
+        *,
+        done: np.ndarray | None = None,
     ) -> None:
-        """Store one transition per env (leading dim = number of envs)."""
+        """Store one transition per env (leading dim = number of envs).
+
+        ``done`` (episode ended, by termination or truncation) is not needed here: every transition keeps its
+        own ``next_obs``.
+        """
         n = len(actions)
         index = (self.position + np.arange(n)) % self.capacity
         self.obs[index] = obs
@@ -107,6 +143,12 @@ class ReplayBuffer:
             next_obs=torch.from_numpy(self.next_obs[index]),
             terminated=torch.from_numpy(self.terminated[index]),
         )
+
+    def sample_observations(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` stored observations drawn uniformly (a copy), e.g. the probe states of the policy figure."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return self.obs[rng.integers(0, self.size, size=n)]
 
     def state_dict(self, *, newest: int | None = None) -> dict[str, np.ndarray]:
         """The ``newest`` transitions (all by default) in insertion order, for checkpoints."""

@@ -95,5 +95,10 @@ class HypergradientDescentTuner(FixedTuner):
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         super().load_state_dict(state)
-        self._previous_step = state.get("previous_step")  # type: ignore[assignment]
+        saved = state.get("previous_step")  # a checkpoint holds CPU tensors: copy them onto the parameters' device
+        self._previous_step = None
+        if saved is not None:
+            with torch.no_grad():
+                torch._foreach_copy_(self._buffers[0], list(saved))  # type: ignore[call-overload]
+            self._previous_step = self._buffers[0]
         self.steps = int(state.get("steps", 0))  # type: ignore[call-overload]

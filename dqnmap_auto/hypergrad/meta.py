@@ -184,6 +184,10 @@ class MetaGradientTuner(FixedTuner):
         self.space.clamp_()
         self._refresh()
 
+    def outer_batches(self, n_steps: int) -> int:
+        """Meta-updates (one outer batch each) among the next ``n_steps`` steps: multiples of ``interval``."""
+        return -(-(self.steps + n_steps) // self.interval) - -(-self.steps // self.interval)
+
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

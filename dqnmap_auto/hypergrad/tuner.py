@@ -50,6 +50,11 @@ class FixedTuner:
         """One gradient step of the agent with the current values (``q_t_target``: precomputed targets)."""
         return self.agent.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
 
+    def outer_batches(self, n_steps: int) -> int:
+        """How many outer batches the next ``n_steps`` gradient steps will draw; the Trainer samples them with
+        the phase's batches, so a phase moves its data to the device once."""
+        return 0
+
     def set_step(self, step: int) -> None:
         """Told the env step before each training phase (schedules use it; self-tuning does not)."""
 

@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -59,7 +60,8 @@ class TrialTracking:
         with tempfile.TemporaryDirectory(prefix="dqnmap-plots-") as tmp:  # drawn once, for both dashboards
             plots = run_plots(records, tmp, bounds=bounds)
             if self.run is not None:
-                obs = first.replay.obs[:2] if len(first.replay) > 1 else None  # batch of 2: no export specialisation
+                # a batch of 2: no export specialisation on the batch size
+                obs = first.replay.sample_observations(2, np.random.default_rng(0)) if len(first.replay) > 1 else None
                 self.run.finish(
                     state, reason=reason, configs=self.configs, model=first.agent.q_net, plots=plots, obs_example=obs
                 )

@@ -20,6 +20,7 @@ study:
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import warnings
 from pathlib import Path
@@ -256,7 +257,8 @@ def load_study_spec(path: str | Path, *, overrides: list[str] | tuple[str, ...] 
     build_pruner(settings.pruner)
     from dqnmap_auto.envs import check_env
 
-    check_env(spec.trial_config({}, seed=0).env)  # also validates the study's fixed settings
+    obs_space = check_env(spec.trial_config({}, seed=0).env)  # also validates the study's fixed settings
+    _check_networks(spec, tuple(obs_space.shape or ()))
     for index, params in enumerate(settings.enqueue):
         unknown = sorted(set(params) - set(settings.search_space))
         if unknown:
@@ -282,3 +284,29 @@ def _check_search_space(spec: StudySpec) -> None:
                 spec.trial_config({path: value}, seed=0)
             except ConfigError as error:
                 raise ConfigError(f"{where}: value {value!r} is invalid ({error})") from None
+
+
+#: Search-space paths that shape the Q-network, checked against the observation shape in every combination.
+NETWORK_PATHS = ("agent.network", "agent.cnn.")
+MAX_NETWORK_COMBINATIONS = 1000
+
+
+def _check_networks(spec: StudySpec, obs_shape: tuple[int, ...]) -> None:
+    """Every network the search space can ask for fits the observations (e.g. a CNN layout whose channels,
+    kernels and strides have equal lengths and whose kernels fit the image), in every combination of the
+    categorical network settings, so a bad layout fails here and not in a trial hours later."""
+    from dqnmap_auto.agent.networks import check_network
+
+    paths = [
+        path
+        for path, param in spec.study.search_space.items()
+        if isinstance(param, CategoricalParam) and path.startswith(NETWORK_PATHS)
+    ]
+    choices = [spec.study.search_space[path].choices for path in paths]  # type: ignore[union-attr]
+    for combination in itertools.islice(itertools.product(*choices), MAX_NETWORK_COMBINATIONS):
+        params = dict(zip(paths, combination, strict=True))
+        try:
+            check_network(spec.trial_config(params, seed=0).agent, obs_shape)
+        except ConfigError as error:
+            where = f"study.search_space {params}" if params else "agent"
+            raise ConfigError(f"{where}: {error}") from None
