@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def main() -> None:
     lines = [
         f"# Study workers: trials per hour, {n_trials} trials x {args.steps} env steps per setup, {rounds} round(s)",
         "",
-        f"Command: `python benchmarks/workers.py{' --quick' if args.quick else ''}`; machine: 2-core shared CPU "
+        f"Command: `python benchmarks/workers.py {' '.join(sys.argv[1:])}`; machine: 2-core shared CPU "
         f"(1-min load average during the run: {min(loads):.1f}-{max(loads):.1f}).",
         "",
         "| setup | trials/hour (median) | every round | ratio to 1 worker (median of rounds) |",

@@ -9,6 +9,7 @@ trial (``recovery``), failed and retried from its checkpoint; Dask also reruns t
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -138,12 +139,19 @@ class DaskPool:
             from dask.distributed import Client, LocalCluster
         except ImportError:
             raise ConfigError("--dask needs dask.distributed: pip install 'dqnmap-auto[dask]'") from None
+        # distributed logs comm shutdowns at INFO with a traceback: noise for a CLI user; warnings still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         self.cluster: Any = None
         self.client: Any = None
         try:
             if address == "local":
                 self.cluster = LocalCluster(
-                    n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
                 )
                 self.client = Client(self.cluster)
             else:

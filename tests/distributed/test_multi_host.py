@@ -122,6 +122,7 @@ def test_dask_worker_killed_mid_trial_loses_no_trial(tmp_path: Path, postgres_ur
     os.kill(pid, signal.SIGKILL)  # the Dask worker process running that trial
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
+    assert "Traceback" not in output, output  # Dask's shutdown chatter stays out of the user's terminal
 
     trials = load_existing(location, "smoke").get_trials()
     failed = [t for t in trials if t.state == TrialState.FAIL]
