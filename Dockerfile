@@ -8,6 +8,8 @@ FROM python:3.11-slim
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Extras: PostgreSQL driver and Dask for multi-host studies (docs/multi-host.md); add "pixels" for MinAtar/Atari.
+ARG EXTRAS=postgres,dask
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -20,7 +22,9 @@ RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 WORKDIR /opt/dqnmap-auto
 COPY pyproject.toml README.md ./
 COPY dqnmap_auto ./dqnmap_auto
-RUN pip install .
+# The project itself, with its extras (DL3013 asks for pins: the project's ranges are in pyproject.toml).
+# hadolint ignore=DL3013
+RUN pip install ".[${EXTRAS}]"
 
 RUN useradd --create-home --uid 1000 dqnmap \
     && mkdir -p /work/dqnmap-runs \
