@@ -1,0 +1,87 @@
+"""``dqnmap-auto train``: one agent from a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dqnmap_auto.cli.common import user_errors
+
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG.yaml", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=None, help="Override training.seed.")
+@click.option("--steps", type=int, default=None, help="Override training.total_steps.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field by dotted path, e.g. --set agent.lr=1e-3 (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory [default: runs/<config name>-seed<seed>].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@click.option(
+    "--schedule",
+    "use_schedule",
+    is_flag=True,
+    help="Replay the config's `schedule` (from `study best --export`) instead of self-tuning.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show the console progress bar.")
+@user_errors
+def train(
+    config_path: str,
+    seed: int | None,
+    steps: int | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    overwrite: bool,
+    use_schedule: bool,
+    progress: bool,
+) -> None:
+    """Train one agent from a config (or a study spec's base config).
+
+    Writes model.pt, metrics.jsonl, eval.json and config.yaml to the output directory.
+
+    Example: dqnmap-auto train studies/cartpole.yaml --seed 0 --out runs/x
+    """
+    from dqnmap_auto.agent.networks import check_network
+    from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
+    from dqnmap_auto.config import load_train_config
+    from dqnmap_auto.envs import check_env
+    from dqnmap_auto.hypergrad.schedule import require_schedule
+    from dqnmap_auto.run_dir import prepare_run_dir, write_config, write_results
+    from dqnmap_auto.trainer import Trainer
+
+    config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
+    obs_space = check_env(config.env)  # before anything is written
+    check_network(config.agent, tuple(obs_space.shape or ()))
+    if use_schedule:
+        require_schedule(config)  # before anything is written
+    out_dir = prepare_run_dir(
+        out or Path("runs") / f"{Path(config_path).stem}-seed{config.training.seed}", overwrite=overwrite
+    )
+    write_config(out_dir, config)
+    callbacks = [JsonlWriter(out_dir / "metrics.jsonl")]
+    if progress:
+        callbacks.append(ProgressBar())  # type: ignore[arg-type]
+    trainer = Trainer(config, callbacks, use_schedule=use_schedule)
+    result = trainer.run()
+    write_results(out_dir, trainer.agent.q_net.state_dict(), result.final_eval)
+    tuned = ", ".join(
+        f"{k} {result.initial_hyperparams[k]:.4g} -> {v:.4g}"
+        for k, v in result.hyperparams.items()
+        if k in trainer.tuner.space.names
+    )
+    click.echo(
+        f"final eval {result.final_eval.mean:.1f} ± {result.final_eval.std:.1f} "
+        f"over {len(result.final_eval.returns)} episodes; wrote {out_dir}"
+    )
+    if tuned:
+        click.echo(f"self-tuned: {tuned}")
