@@ -23,7 +23,7 @@ from dqnmap_auto.tuning.recovery import PID_ATTR, RETRY_OF_ATTR
 from dqnmap_auto.tuning.study import StudyLocation, load_existing
 from tests.servers.mlflow_server import mlflow_server
 from tests.servers.postgres import create_database
-from tests.tuning.helpers import smoke_spec
+from tests.tuning.helpers import checkpointed_spec, many_short_trials_spec
 
 TrialState = optuna.trial.TrialState
 N_TRIALS = 12
@@ -44,14 +44,7 @@ def _with_password(url: str) -> str:
 def test_twelve_trials_on_dask_postgres_and_mlflow_server(
     tmp_path: Path, postgres_url: str, tracking_server: str
 ) -> None:
-    spec = smoke_spec(
-        tmp_path,
-        n_trials=N_TRIALS,
-        steps=600,
-        eval_every=300,
-        pruner={"name": "median", "args": {"n_startup_trials": 2}},
-        base={"training": {"total_steps": 600, "log_every": 300}, "agent": {"learning_starts": 100}},
-    )
+    spec = many_short_trials_spec(tmp_path, N_TRIALS)
     storage = _with_password(postgres_url)
     args = ["study", "run", str(spec), "--storage", storage, "--dir", str(tmp_path / "project"), "--no-progress"]
     result = CliRunner().invoke(main, [*args, "--dask", "local", "--jobs", "2", "--tracking-uri", tracking_server])
@@ -101,15 +94,7 @@ def _running_trial_pid(location: StudyLocation, min_step: int) -> int | None:
 
 
 def test_dask_worker_killed_mid_trial_loses_no_trial(tmp_path: Path, postgres_url: str) -> None:
-    spec = smoke_spec(
-        tmp_path,
-        n_trials=2,
-        steps=3000,
-        eval_every=1000,
-        checkpoint_every=1000,
-        pruner={"name": "none"},
-        base={"training": {"total_steps": 3000}},
-    )
+    spec = checkpointed_spec(tmp_path, n_trials=2, steps=3000)
     location = StudyLocation(postgres_url, tmp_path / "project")
     command = [sys.executable, "-m", "dqnmap_auto.cli", "study", "run", str(spec), "--storage", postgres_url]
     command += ["--dir", str(location.directory), "--dask", "local", "--jobs", "2", "--no-progress", "--no-tracking"]

@@ -11,20 +11,13 @@ from click.testing import CliRunner
 from dqnmap_auto.cli import main
 from dqnmap_auto.tracking.mlflow_tracker import STATUS_OF_STATE, default_tracking_uri
 from dqnmap_auto.tuning.study import StudyLocation, load_existing
-from tests.tuning.helpers import smoke_spec
+from tests.tuning.helpers import many_short_trials_spec
 
 N_TRIALS = 40
 
 
 def test_four_workers_forty_trials(tmp_path: Path) -> None:
-    spec = smoke_spec(
-        tmp_path,
-        n_trials=N_TRIALS,
-        steps=600,
-        eval_every=300,
-        pruner={"name": "median", "args": {"n_startup_trials": 2}},
-        base={"training": {"total_steps": 600, "log_every": 300}, "agent": {"learning_starts": 100}},
-    )
+    spec = many_short_trials_spec(tmp_path, N_TRIALS)
     project = tmp_path / "project"
     result = CliRunner().invoke(
         main, ["study", "run", str(spec), "--dir", str(project), "--jobs", "4", "--no-progress"]

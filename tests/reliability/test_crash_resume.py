@@ -19,7 +19,7 @@ from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri
 from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR, stale_reason
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
-from tests.tuning.helpers import smoke_spec
+from tests.tuning.helpers import checkpointed_spec
 
 TrialState = optuna.trial.TrialState
 
@@ -36,15 +36,7 @@ def _intermediate_steps(location: StudyLocation) -> list[int]:
 def test_sigkill_mid_trial_then_resume_from_checkpoint(
     tmp_path: Path, storage: str, request: pytest.FixtureRequest
 ) -> None:
-    spec = smoke_spec(
-        tmp_path,
-        n_trials=1,
-        steps=8000,
-        eval_every=1000,
-        checkpoint_every=1000,
-        pruner={"name": "none"},
-        base={"training": {"total_steps": 8000}},
-    )
+    spec = checkpointed_spec(tmp_path, n_trials=1, steps=8000)
     url = request.getfixturevalue("postgres_url") if storage == "postgresql" else None
     location = StudyLocation(url, tmp_path / "project")
     storage_args = ["--storage", url] if url else []

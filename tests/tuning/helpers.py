@@ -19,3 +19,28 @@ def smoke_spec(tmp_path: Path, name: str = "smoke", **study_changes: Any) -> Pat
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def many_short_trials_spec(tmp_path: Path, n_trials: int) -> Path:
+    """Trials of 600 env steps with a median pruner: for counting trials and runs across workers."""
+    return smoke_spec(
+        tmp_path,
+        n_trials=n_trials,
+        steps=600,
+        eval_every=300,
+        pruner={"name": "median", "args": {"n_startup_trials": 2}},
+        base={"training": {"total_steps": 600, "log_every": 300}, "agent": {"learning_starts": 100}},
+    )
+
+
+def checkpointed_spec(tmp_path: Path, n_trials: int, steps: int) -> Path:
+    """Unpruned trials of ``steps`` env steps, evaluated and checkpointed every 1000: for killing mid-trial."""
+    return smoke_spec(
+        tmp_path,
+        n_trials=n_trials,
+        steps=steps,
+        eval_every=1000,
+        checkpoint_every=1000,
+        pruner={"name": "none"},
+        base={"training": {"total_steps": steps}},
+    )
