@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from _common import RESULTS, ROOT
+from _common import RESULTS, ROOT, command_line, results_name, write_report
 
 from dqnmap_auto.tuning.recovery import recover_stale_trials
 from dqnmap_auto.tuning.storage import open_storage
@@ -137,7 +137,6 @@ def main() -> None:
         (n_trials // 2 - n_trials // 10 + 1, n_trials // 2),
         (n_trials - n_trials // 10 + 1, n_trials),
     ]
-    results: dict[str, dict[str, float]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="dqnmap-storage-") as tmp,
         backends(Path(tmp), postgres_available()) as found,
@@ -153,7 +152,7 @@ def main() -> None:
     lines = [
         f"# Storage cost per trial, study grown to {n_trials} trials",
         "",
-        f"Command: `python benchmarks/storage_cost.py{' --quick' if args.quick else ''}`; machine: 2-core shared CPU, "
+        f"Command: `{command_line()}`; machine: 2-core shared CPU, "
         "local disk; PostgreSQL 15 on loopback with default (durable) settings.",
         "",
         "| storage | " + " | ".join(columns) + " |",
@@ -171,10 +170,7 @@ def main() -> None:
         "Late-window cost relative to SQLite: "
         + ", ".join(f"{n} {f[columns[2]] / sqlite:.2f}" for n, f in results.items()),
     ]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / ("storage-cost-quick.md" if args.quick else "storage-cost.md")).write_text(report)
+    write_report(RESULTS / f"{results_name('storage-cost', quick=args.quick)}.md", lines)
 
 
 if __name__ == "__main__":

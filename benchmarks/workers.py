@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT
+from _common import RESULTS, ROOT, command_line, results_name, write_report
 
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, run_study
@@ -62,7 +61,7 @@ def main() -> None:
     lines = [
         f"# Study workers: trials per hour, {n_trials} trials x {args.steps} env steps per setup, {rounds} round(s)",
         "",
-        f"Command: `python benchmarks/workers.py {' '.join(sys.argv[1:])}`; machine: 2-core shared CPU "
+        f"Command: `{command_line()}`; machine: 2-core shared CPU "
         f"(1-min load average during the run: {min(loads):.1f}-{max(loads):.1f}).",
         "",
         "| setup | trials/hour (median) | every round | ratio to 1 worker (median of rounds) |",
@@ -74,10 +73,7 @@ def main() -> None:
             f"| {name} | {statistics.median(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} | "
             f"{statistics.median(ratios):.2f} |"
         )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / ("workers-quick.md" if args.quick else "workers.md")).write_text(report)
+    write_report(RESULTS / f"{results_name('workers', quick=args.quick)}.md", lines)
 
 
 if __name__ == "__main__":

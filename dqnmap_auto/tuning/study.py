@@ -110,7 +110,7 @@ def run_study(
     if n_trials is None and timeout is None:
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
     if dask not in (None, "local"):
-        check_shared_stores(location, tracking_uri if tracking else "")
+        check_shared_stores(location, tracking=tracking, tracking_uri=tracking_uri)
     if tracking:  # before anything is written: a bad tracking URI must leave no study behind
         check_reachable(tracking_uri or default_tracking_uri(location.directory))
     # Connected before anything is written too: a bad scheduler address must leave no study behind.
@@ -122,18 +122,16 @@ def run_study(
             pool.stop()
 
 
-def check_shared_stores(location: StudyLocation, tracking_uri: str | None) -> None:
+def check_shared_stores(location: StudyLocation, *, tracking: bool, tracking_uri: str | None) -> None:
     """Workers on other machines must reach the storage and the tracking store over the network: a local file
-    would silently become a separate study (or tracking store) on each worker host. ``""``: tracking off."""
+    would silently become a separate study (or tracking store) on each worker host."""
     storage = location.storage or ""
     if "://" not in storage or storage.startswith("sqlite"):
         raise ConfigError(
             f"--dask with a remote scheduler needs a database storage every worker reaches "
             f"(--storage postgresql+psycopg2://...), not the local file {location.describe()}"
         )
-    if tracking_uri is not None and tracking_uri != "" and not tracking_uri.startswith(("http://", "https://")):
-        tracking_uri = None
-    if tracking_uri is None:
+    if tracking and not (tracking_uri or "").startswith(("http://", "https://")):
         raise ConfigError(
             "--dask with a remote scheduler needs a tracking server every worker reaches "
             "(--tracking-uri http://host:5000) or --no-tracking"
@@ -162,8 +160,8 @@ def _run(
     started = time.perf_counter()
     failed = True
     try:
-        recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
-        if pool is None:
+        if pool is None:  # (each worker of a pool recovers stale trials when it starts)
+            recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
             study.optimize(
                 make_objective(spec, study, location, settings),
                 n_trials=n_trials,

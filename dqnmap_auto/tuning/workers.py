@@ -64,12 +64,11 @@ class WorkerTask:
     stop_at: int | None
 
 
-def run_worker(task: WorkerTask) -> int:
-    """Body of one worker: optimize until its share, the timeout or ``stop_at``; returns trials it ran."""
+def run_worker(task: WorkerTask) -> None:
+    """Body of one worker: optimize until its share, the timeout or ``stop_at``."""
     spec = task.spec
     handler = StaleTrialHandler(on_stale(task.tracking))
     study = create_or_continue(spec, task.location, name=task.name, worker=task.worker, stale_handler=handler)
-    before = len(study.get_trials(deepcopy=False))
     recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)  # e.g. this task's previous run
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         StaleTrialWatch(grace=spec.study.stale_after, handler=handler)
@@ -83,7 +82,6 @@ def run_worker(task: WorkerTask) -> int:
         callbacks=callbacks,
         gc_after_trial=True,
     )
-    return len(study.get_trials(deepcopy=False)) - before
 
 
 def split_trials(n_trials: int | None, jobs: int) -> list[int | None]:
@@ -184,7 +182,7 @@ class DaskPool:
         self.close()
 
     def close(self) -> None:
-        """Idempotent: the run's ``finally`` closes whatever was opened."""
+        """Idempotent: a failed connection closes what was opened, and the owner's ``stop`` closes it again."""
         client, cluster = self.client, self.cluster
         self.client, self.cluster = None, None
         if client is not None:
@@ -194,15 +192,13 @@ class DaskPool:
 
 
 def run_pool(pool: WorkerPool, tasks: Sequence[WorkerTask], on_tick: Callable[[], None]) -> None:
-    """Start ``tasks`` on ``pool`` and call ``on_tick`` every second until all end; Ctrl-C stops them."""
+    """Start ``tasks`` on ``pool`` and call ``on_tick`` every second until all end. The pool's owner stops it
+    (also on Ctrl-C or an error)."""
     pool.start(tasks)
-    try:
-        while pool.running():
-            on_tick()
-            time.sleep(1.0)
+    while pool.running():
         on_tick()
-        errors = pool.errors()
-    finally:
-        pool.stop()
+        time.sleep(1.0)
+    on_tick()
+    errors = pool.errors()
     if errors:
         raise RuntimeError(f"study worker(s) failed: {'; '.join(errors)}")

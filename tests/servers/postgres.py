@@ -37,8 +37,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_server_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+def _run_as_server_user(command: list[str], *, check: bool = True) -> None:
+    """Run a PostgreSQL tool as the ``postgres`` user when we are root (initdb and the server refuse root)."""
+    full = ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+    subprocess.run(full, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def create_database(server: str, name: str | None = None) -> str:
@@ -70,15 +72,12 @@ def postgres_server(*, durable: bool = False) -> Iterator[str]:
         shutil.chown(root, "postgres", "postgres")
     port = free_port()
     log = root / "server.log"
-    run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    subprocess.run(_as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "dqnmap"]), **run)  # type: ignore[call-overload]
+    _run_as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "dqnmap"])
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=200"
     options += "" if durable else " -c fsync=off"
-    subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]), **run)  # type: ignore[call-overload]
+    _run_as_server_user([pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
     try:
         yield f"postgresql+psycopg2://dqnmap@127.0.0.1:{port}"
     finally:
-        subprocess.run(
-            _as_server_user([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), check=False, capture_output=True
-        )
+        _run_as_server_user([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False)
         shutil.rmtree(root, ignore_errors=True)
