@@ -439,3 +439,18 @@ def add_common_args(parser: Any, *, envs: Sequence[str] = tuple(ENVS)) -> None:
         metavar="KEY=VALUE",
         help="extra config override for this project's runs (repeatable), e.g. self_tuning.max_change=null",
     )
+
+
+def add_arms_arg(parser: Any, arms: Sequence[str]) -> None:
+    """``--arms``: run only some arms. Arms that don't depend on self-tuning settings (sb3, fixed) need not be
+    rerun for an engine variant: their recorded runs can be copied over."""
+    parser.add_argument("--arms", default=",".join(arms), help=f"comma-separated arms to run, of {list(arms)} [all]")
+
+
+def chosen_arms(parser: Any, text: str, arms: Sequence[str]) -> list[str]:
+    """The arms named in ``text``; an unknown name is a usage error (exit 2)."""
+    chosen = [arm.strip() for arm in text.split(",") if arm.strip()]
+    unknown = sorted(set(chosen) - set(arms))
+    if unknown or not chosen:
+        parser.error(f"--arms: unknown arm(s) {unknown or text!r}; choose from {list(arms)}")
+    return chosen

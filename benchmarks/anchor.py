@@ -32,8 +32,10 @@ from _common import (
     BenchEnv,
     ResultLog,
     Task,
+    add_arms_arg,
     add_common_args,
     bench_config,
+    chosen_arms,
     cpu_estimate_lines,
     fmt_value,
     mean_std,
@@ -58,11 +60,14 @@ SEEDS = {False: 10, True: 2}
 QUICK_STEPS = {"cartpole": 10_000, "acrobot": 5_000}
 
 
-def make_tasks(env: BenchEnv, *, steps: int, seeds: int, extra: Sequence[str]) -> list[Task]:
+def make_tasks(
+    env: BenchEnv, *, steps: int, seeds: int, extra: Sequence[str], arms: Sequence[str] = tuple(ARMS)
+) -> list[Task]:
     """Seed-major with the arms side by side, so a partial run compares the arms on the same seeds."""
     tasks = []
     for seed in range(seeds):
-        for arm, overrides in ARMS.items():
+        for arm in arms:
+            overrides = ARMS[arm]
             ours = [] if arm == "sb3" else list(extra)  # --set changes this project's runs only
             config = bench_config(env, steps=steps, seed=seed, overrides=[*overrides, *ours])
             key = f"{arm}|seed={seed}|steps={steps}"
@@ -172,16 +177,19 @@ def main() -> None:
     add_common_args(parser)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm [10; quick: 2]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
+    add_arms_arg(parser, tuple(ARMS))
     args = parser.parse_args()
+    arms = chosen_arms(parser, args.arms, tuple(ARMS))
     env = ENVS[args.env]
     steps = args.steps or (QUICK_STEPS[env.name] if args.quick else env.steps)
     seeds = args.seeds or SEEDS[args.quick]
     name = results_name("anchor", env=env.name, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
-    tasks = make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides)
     if not args.report_only:
-        run_tasks(tasks, log, workers=args.workers, annotate=lambda r: {**r, "success": env.success(r["final_mean"])})
-    keys = {task.key for task in tasks}
+        annotate = lambda r: {**r, "success": env.success(r["final_mean"])}  # noqa: E731
+        tasks = make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides, arms=arms)
+        run_tasks(tasks, log, workers=args.workers, annotate=annotate)
+    keys = {task.key for task in make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides)}
     records = [r for r in log.records() if r["key"] in keys]
     write_report(
         args.out / f"{name}.md",

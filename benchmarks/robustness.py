@@ -35,8 +35,10 @@ from _common import (
     BenchEnv,
     ResultLog,
     Task,
+    add_arms_arg,
     add_common_args,
     bench_config,
+    chosen_arms,
     cpu_estimate_lines,
     fmt_value,
     pyplot,
@@ -85,14 +87,14 @@ def run_config(
     return bench_config(env, steps=size.steps, seed=seed, overrides=overrides)
 
 
-def make_tasks(env: BenchEnv, size: Size, extra: Sequence[str]) -> list[Task]:
+def make_tasks(env: BenchEnv, size: Size, extra: Sequence[str], arms: Sequence[str] = MODES) -> list[Task]:
     """Seed-major, then cell, then the three arms side by side: a partial run is balanced across arms and
     cells (every arm has the same seeds of every cell, give or take the runs in flight)."""
     tasks = []
     for seed in range(size.seeds):
         for lr in size.lrs:
             for gamma in size.gammas:
-                for mode in MODES:
+                for mode in arms:
                     config = run_config(env, size, mode=mode, lr=lr, gamma=gamma, seed=seed, extra=extra)
                     fields = {"env": env.name, "mode": mode, "lr0": lr, "gamma0": gamma, "seed": seed}
                     fields["steps"] = size.steps
@@ -328,16 +330,18 @@ def main() -> None:
     add_common_args(parser)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell [full: 5 cartpole, 3 acrobot]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
+    add_arms_arg(parser, MODES)
     args = parser.parse_args()
     env = ENVS[args.env]
     size = SIZES[(env.name, args.quick)]
     size = Size(args.steps or size.steps, args.seeds or size.seeds, size.lrs, size.gammas)
     name = results_name("robustness", env=env.name, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
-    tasks = make_tasks(env, size, args.overrides)
+    arms = chosen_arms(parser, args.arms, MODES)
     if not args.report_only:
-        run_tasks(tasks, log, workers=args.workers, annotate=lambda r: {**r, "success": env.success(r["final_mean"])})
-    keys = {task.key for task in tasks}
+        annotate = lambda r: {**r, "success": env.success(r["final_mean"])}  # noqa: E731
+        run_tasks(make_tasks(env, size, args.overrides, arms), log, workers=args.workers, annotate=annotate)
+    keys = {task.key for task in make_tasks(env, size, args.overrides)}
     records = [r for r in log.records() if r["key"] in keys]
     write_report(
         args.out / f"{name}.md",

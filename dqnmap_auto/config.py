@@ -175,8 +175,26 @@ class SelfTuningConfig(_Section):
         description="Which hyperparameters self-tune (hd mode tunes lr only).",
     )
     meta_lr: float = Field(0.01, gt=0, description="Step size of the meta-optimizer (Adam in meta mode).")
-    hd_lr: float = Field(0.02, gt=0, description="hd mode: log-lr step per update, times cos(g_t, u_t-1).")
-    hd_interval: int = Field(8, ge=1, description="hd mode: gradient steps between two learning-rate updates.")
+    hd_lr: float = Field(0.1, gt=0, description="hd rule: log-lr step per update, times (cosine - hd_target_cos).")
+    hd_interval: int = Field(8, ge=1, description="hd rule: gradient steps between two learning-rate updates.")
+    hd_target_cos: float = Field(
+        -0.05,
+        ge=-1,
+        le=1,
+        description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it (0: plain hd, "
+        "which shrinks lr at any noise floor).",
+    )
+    hd_max_step_ratio: float | None = Field(
+        0.1,
+        gt=0,
+        description="hd rule: when one step moves the weights by more than this fraction of their norm, lr is cut "
+        "to fit at once (null: never).",
+    )
+    lr_rule: Literal["hd", "meta"] = Field(
+        "hd",
+        description="meta mode: lr (when in params) follows the hd rule, or its own lookahead meta-gradient, "
+        "which short horizons bias towards tiny learning rates.",
+    )
     interval: int = Field(32, ge=1, description="meta mode: gradient steps between two meta-updates.")
     lookahead: int = Field(
         2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
@@ -190,7 +208,7 @@ class SelfTuningConfig(_Section):
         "(null: never).",
     )
     max_change: float | None = Field(
-        10.0,
+        None,
         gt=1,
         description="Trust region: a tuned value stays within this factor of its initial value (odds for gamma "
         "and tau); null: only the bounds apply.",

@@ -6,7 +6,7 @@ import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.config import TrainConfig
-from dqnmap_auto.hypergrad.hd import HypergradientDescentTuner
+from dqnmap_auto.hypergrad.hd import HDSettings, HypergradientDescentTuner
 from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
 from dqnmap_auto.hypergrad.schedule import ScheduleTuner, require_schedule
 from dqnmap_auto.hypergrad.space import HyperSpace, trust_region
@@ -39,8 +39,14 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
     space = build_space(config, dtype=agent.dtype, device=agent.device)
     if not space.names:
         return FixedTuner(space, agent)
+    hd = HDSettings(
+        beta=tuning.hd_lr,
+        interval=tuning.hd_interval,
+        target_cos=tuning.hd_target_cos,
+        max_step_ratio=tuning.hd_max_step_ratio,
+    )
     if tuning.mode == "hd":
-        return HypergradientDescentTuner(space, agent, beta=tuning.hd_lr, interval=tuning.hd_interval)
+        return HypergradientDescentTuner(space, agent, hd)
     settings = LookaheadSettings(
         lookahead=tuning.lookahead,
         reference_gamma=tuning.reference["gamma"],
@@ -56,4 +62,5 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         meta_lr=tuning.meta_lr,
         interval=tuning.interval,
         clip=tuning.hypergrad_clip,
+        lr_rule=hd if tuning.lr_rule == "hd" else None,
     )

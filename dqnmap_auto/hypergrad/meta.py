@@ -6,7 +6,11 @@ With eta = (lr, gamma, delta, tau) = f(z), unroll K differentiable inner steps f
     theta-_{k+1}       = tau * theta_{k+1} + (1 - tau) * theta-_k          (between inner steps)
     J(z)               = L(theta_K; theta-_0, gamma', delta', B_out)
 
-and follow dJ/dz with Adam. The outer loss J uses a separate batch B_out and **fixed reference values**
+and follow dJ/dz with Adam. With ``lr_rule`` (``self_tuning.lr_rule: hd``, the default), lr is left out of the
+meta-gradient step and follows hypergradient descent's set-point rule instead (:mod:`.hd`): the one- or
+two-step lookahead is most biased on lr (Wu et al., ICLR 2018: short horizons push lr far too small), while
+gamma, delta and tau, which the fixed reference values anchor, are what the lookahead measures well. The
+outer loss J uses a separate batch B_out and **fixed reference values**
 gamma', delta' and the real target network theta-_0: scored with the tuned values themselves, the TD loss
 would be minimised by gamma -> 0 and delta -> 0. tau acts only through later targets, so it gets a gradient
 only when K >= 2: its Polyak update runs between the inner steps (a compressed stand-in for the real target
@@ -37,6 +41,7 @@ from dqnmap_auto.hypergrad.functional_adam import (
     adam_step,
     clip_by_global_norm,
 )
+from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
 from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
@@ -129,7 +134,10 @@ def lookahead_objective(
 
 
 class MetaGradientTuner(FixedTuner):
-    """Every ``interval`` gradient steps, one Adam step on z along dJ/dz (clipped to ``clip`` in norm)."""
+    """Every ``interval`` gradient steps, one Adam step on z along dJ/dz (clipped to ``clip`` in norm).
+
+    ``lr_rule``: when given and lr is tuned, lr follows that hd rule and its entry of dJ/dz is masked out.
+    """
 
     def __init__(
         self,
@@ -140,8 +148,19 @@ class MetaGradientTuner(FixedTuner):
         meta_lr: float,
         interval: int,
         clip: float,
+        lr_rule: HDSettings | None = None,
     ) -> None:
         super().__init__(space, agent)
+        self.lr_rule = (
+            LearningRateRule(space, agent, lr_rule, on_change=self._refresh)
+            if lr_rule is not None and "lr" in space.names
+            else None
+        )
+        self._meta_mask = torch.tensor(
+            [0.0 if self.lr_rule is not None and name == "lr" else 1.0 for name in space.names],
+            dtype=space.z.dtype,
+            device=space.z.device,
+        )
         self.settings = settings
         self.interval = interval
         self.clip = clip
@@ -176,7 +195,11 @@ class MetaGradientTuner(FixedTuner):
         if not torch.isfinite(hypergrad).all():
             self.skipped_updates += 1  # never let one bad batch poison z
             return
+        lr_hypergrad = self.space.last_hypergrad.get("lr", 0.0)
         self.space.set_hypergrad(hypergrad)
+        if self.lr_rule is not None:
+            self.space.last_hypergrad["lr"] = lr_hypergrad  # the logged lr hypergradient is the one followed
+        hypergrad = hypergrad * self._meta_mask
         norm = torch.linalg.vector_norm(hypergrad)
         self.space.z.grad = hypergrad * torch.clamp(self.clip / (norm + 1e-12), max=1.0)
         self.meta_optimizer.step()
@@ -194,6 +217,8 @@ class MetaGradientTuner(FixedTuner):
         if self.steps % self.interval == 0:
             self.meta_update(batch, sample_outer(), inner_q_t_target=q_t_target)
         self.steps += 1
+        if self.lr_rule is not None:
+            return self.lr_rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
         return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
 
     def state_dict(self) -> dict[str, object]:
@@ -202,6 +227,7 @@ class MetaGradientTuner(FixedTuner):
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "steps": self.steps,
             "skipped_updates": self.skipped_updates,
+            **({"lr_rule": self.lr_rule.state_dict()} if self.lr_rule is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -209,3 +235,5 @@ class MetaGradientTuner(FixedTuner):
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])  # type: ignore[arg-type]
         self.steps = int(state["steps"])  # type: ignore[call-overload]
         self.skipped_updates = int(state["skipped_updates"])  # type: ignore[call-overload]
+        if self.lr_rule is not None and "lr_rule" in state:
+            self.lr_rule.load_state_dict(state["lr_rule"])  # type: ignore[arg-type]

@@ -1,0 +1,109 @@
+"""What the self-tuning rules do with a hypergradient: the hd set point, and meta mode's lr handed to hd."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dqnmap_auto.hypergrad.build import build_tuner
+from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
+from dqnmap_auto.hypergrad.meta import MetaGradientTuner
+from dqnmap_auto.hypergrad.space import HyperSpace
+from tests.conftest import random_batch
+from tests.hypergrad.test_finite_differences import make_config, warmed_up_agent
+
+
+def rule_after_one_update(previous_step: list[torch.Tensor], grads: list[torch.Tensor], target_cos: float) -> float:
+    """log lr after one hd update with this recorded step and these gradients (lr starts at 1e-3)."""
+    config = make_config()
+    agent = warmed_up_agent(config, np.random.default_rng(0))
+    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos)
+    rule = LearningRateRule(space, agent, settings, on_change=lambda: None)
+    rule._previous_step = previous_step
+    rule._on_gradients(grads)
+    return float(space.z.detach()[0])
+
+
+def shaped_like(reference: list[torch.Tensor], direction: torch.Tensor) -> list[torch.Tensor]:
+    """``direction`` (a flat vector) cut into tensors shaped like ``reference``."""
+    return [part.view_as(p) for part, p in zip(direction.split([p.numel() for p in reference]), reference, strict=True)]
+
+
+@pytest.mark.parametrize("target_cos", [0.0, -0.05, 0.3])
+def test_hd_moves_log_lr_by_beta_times_cosine_minus_set_point(target_cos: float) -> None:
+    agent = warmed_up_agent(make_config(), np.random.default_rng(0))
+    n = sum(p.numel() for p in agent.params)
+    generator = torch.Generator().manual_seed(1)
+    step = torch.randn(n, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, generator=generator, dtype=torch.float64)
+    noise -= (noise @ step) / (step @ step) * step  # orthogonal to the step
+    for cosine in (-0.6, -0.05, 0.0, 0.4):
+        grad = cosine * step / step.norm() + math.sqrt(1 - cosine**2) * noise / noise.norm()
+        z = rule_after_one_update(shaped_like(agent.params, step), shaped_like(agent.params, grad), target_cos)
+        assert z - math.log(1e-3) == pytest.approx(0.5 * (cosine - target_cos), abs=1e-9)
+
+
+def test_hd_set_point_holds_lr_where_the_cosine_equals_it() -> None:
+    agent = warmed_up_agent(make_config(), np.random.default_rng(0))
+    step = [torch.ones_like(p) for p in agent.params]
+    # a gradient anti-aligned with the step at exactly the set point: no change; plain hd (0) would shrink lr
+    n = sum(p.numel() for p in agent.params)
+    flat_step = torch.ones(n, dtype=torch.float64)
+    orthogonal = torch.zeros(n, dtype=torch.float64)
+    orthogonal[0], orthogonal[1] = 1.0, -1.0
+    cosine = -0.05
+    grad = cosine * flat_step / flat_step.norm() + math.sqrt(1 - cosine**2) * orthogonal / orthogonal.norm()
+    assert rule_after_one_update(step, shaped_like(agent.params, grad), -0.05) == pytest.approx(math.log(1e-3))
+    assert rule_after_one_update(step, shaped_like(agent.params, grad), 0.0) < math.log(1e-3) - 0.02
+
+
+def meta_tuner(lr_rule: str) -> MetaGradientTuner:
+    config = make_config(
+        self_tuning__mode="meta", self_tuning__lr_rule=lr_rule, self_tuning__interval=1, self_tuning__hd_interval=1
+    )
+    config.self_tuning.params = ["lr", "gamma", "huber_delta"]
+    config.self_tuning.meta_lr = 0.05
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner)
+    return tuner
+
+
+def test_meta_mode_hands_lr_to_the_hd_rule_and_meta_steps_the_rest() -> None:
+    rng = np.random.default_rng(3)
+    with_hd, meta_only = meta_tuner("hd"), meta_tuner("meta")
+    start = with_hd.space.z.detach().clone()
+    for tuner in (with_hd, meta_only):
+        batch_rng = np.random.default_rng(7)
+        for _ in range(6):
+            tuner.gradient_step(random_batch(batch_rng), lambda: random_batch(rng))
+    lr_index = with_hd.space.names.index("lr")
+    moved = (with_hd.space.z.detach() - start).abs()
+    assert (moved > 1e-4).all(), "every tuned value moves: gamma and delta by meta-gradient, lr by hd"
+    assert with_hd.lr_rule is not None and with_hd.lr_rule.steps == 6
+    assert meta_only.lr_rule is None
+    # lr's change is the hd rule's: beta * sum(cos - c*) is at most (1 + 0.05) * beta per update after the first
+    assert moved[lr_index] <= 5 * 1.05 * with_hd.lr_rule.beta + 1e-9
+    # the meta optimizer never saw an lr gradient under the hd rule
+    state = with_hd.meta_optimizer.state[with_hd.space.z]
+    gamma_index = with_hd.space.names.index("gamma")
+    assert float(state["exp_avg"][lr_index]) == 0.0 and float(state["exp_avg"][gamma_index]) != 0.0
+    assert float(meta_only.meta_optimizer.state[meta_only.space.z]["exp_avg"][lr_index]) != 0.0
+
+
+def test_meta_with_hd_rule_checkpoint_restores_the_pending_step() -> None:
+    rng = np.random.default_rng(4)
+    tuner = meta_tuner("hd")
+    for _ in range(3):
+        tuner.gradient_step(random_batch(rng), lambda: random_batch(rng))
+    state = tuner.state_dict()
+    restored = meta_tuner("hd")
+    restored.load_state_dict(state)
+    assert restored.lr_rule is not None and tuner.lr_rule is not None
+    assert restored.lr_rule.steps == tuner.lr_rule.steps == 3
+    pending, saved = restored.lr_rule._previous_step, tuner.lr_rule._previous_step
+    assert pending is not None and saved is not None
+    assert all(torch.equal(a, b) for a, b in zip(pending, saved, strict=True))
