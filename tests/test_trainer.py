@@ -125,6 +125,26 @@ def test_gamma_does_not_collapse_with_default_references(reference_gamma: float 
         assert gammas[-1] == pytest.approx(config.self_tuning.bounds["gamma"].low, rel=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["hd", "meta"])
+def test_the_lr_rule_leaves_extreme_starts(mode: str) -> None:
+    """From lr 0.1 the step-size guard cuts lr within the first updates; from 1e-5 aligned steps raise it.
+    In meta mode lr follows the same rule (``lr_rule: hd``); plain hd (set point 0, no guard) is the control
+    that shows the first check is not vacuous."""
+    lrs = {}
+    for lr0, guard in ((0.1, 0.1), (0.1, None), (1e-5, 0.1)):
+        config = small_config(mode, steps=1500)
+        config.agent.lr = lr0
+        config.self_tuning.params = ["lr", "gamma"] if mode == "meta" else ["lr"]
+        config.self_tuning.hd_interval = 2
+        config.self_tuning.hd_max_step_ratio = guard
+        collector = RecordCollector()
+        train(config, [collector])
+        lrs[(lr0, guard)] = collector.series("hp/lr")[1]
+    assert lrs[(0.1, 0.1)][0] < 0.04, "a step of ~lr per weight is far beyond 10% of the weights: cut at once"
+    assert lrs[(0.1, None)][0] > 0.05, "without the guard the cosine rule moves lr by small steps only"
+    assert lrs[(1e-5, 0.1)][-1] > 3e-5, "aligned successive steps raise a tiny lr"
+
+
 def test_callback_can_stop_training() -> None:
     class StopAtFirstEval(Callback):
         def on_record(self, record: dict[str, float]) -> bool | None:

@@ -16,12 +16,17 @@ from tests.conftest import random_batch
 from tests.hypergrad.test_finite_differences import make_config, warmed_up_agent
 
 
-def rule_after_one_update(previous_step: list[torch.Tensor], grads: list[torch.Tensor], target_cos: float) -> float:
+def rule_after_one_update(
+    previous_step: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    target_cos: float,
+    max_step_ratio: float | None = None,
+) -> float:
     """log lr after one hd update with this recorded step and these gradients (lr starts at 1e-3)."""
     config = make_config()
     agent = warmed_up_agent(config, np.random.default_rng(0))
     space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos)
+    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos, max_step_ratio=max_step_ratio)
     rule = LearningRateRule(space, agent, settings, on_change=lambda: None)
     rule._previous_step = previous_step
     rule._on_gradients(grads)
@@ -59,6 +64,18 @@ def test_hd_set_point_holds_lr_where_the_cosine_equals_it() -> None:
     grad = cosine * flat_step / flat_step.norm() + math.sqrt(1 - cosine**2) * orthogonal / orthogonal.norm()
     assert rule_after_one_update(step, shaped_like(agent.params, grad), -0.05) == pytest.approx(math.log(1e-3))
     assert rule_after_one_update(step, shaped_like(agent.params, grad), 0.0) < math.log(1e-3) - 0.02
+
+
+def test_a_step_too_large_for_the_first_order_model_cuts_lr_to_fit() -> None:
+    agent = warmed_up_agent(make_config(), np.random.default_rng(0))
+    aligned = [p.detach().clone() for p in agent.params]  # cosine +1: plain hd would raise lr
+    for ratio in (0.5, 3.0):  # the last step moved the weights by this fraction of their norm
+        step = [ratio * p.detach().clone() for p in agent.params]
+        z = rule_after_one_update(step, aligned, -0.05, max_step_ratio=0.1)
+        assert z - math.log(1e-3) == pytest.approx(math.log(0.1 / ratio), rel=1e-6)
+    small = [0.01 * p.detach().clone() for p in agent.params]  # under the guard: the cosine rule
+    z = rule_after_one_update(small, aligned, -0.05, max_step_ratio=0.1)
+    assert z - math.log(1e-3) == pytest.approx(0.5 * (1 + 0.05), rel=1e-6)
 
 
 def meta_tuner(lr_rule: str) -> MetaGradientTuner:
