@@ -162,9 +162,9 @@ def grid_lines(records: Sequence[dict[str, Any]], size: Size) -> list[str]:
 
 
 def trust_region_lines(env: BenchEnv, size: Size, extra: Sequence[str]) -> list[str]:
-    """What each start of the full grid can reach at all, read from the engine before any run: with the
-    default ``max_change`` of 10, an lr that starts 100x off the good value cannot get there, whatever its
-    hypergradient says."""
+    """What each start of the full grid can reach at all, read from the engine before any run: with a
+    ``max_change`` of 10 (the default before self-tuning v2; now none), an lr that starts 100x off the good
+    value cannot get there, whatever its hypergradient says."""
     zoo = bench_config(env, steps=size.steps, seed=0).agent
 
     def space(lr: float, gamma: float) -> dict[str, tuple[float, float]]:
@@ -290,6 +290,33 @@ def plot_drift(records: Sequence[dict[str, Any]], env: BenchEnv, size: Size, pat
     plt.close(fig)
 
 
+def comparison_lines(
+    records: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]], baseline_name: str
+) -> list[str]:
+    """This variant against ``baseline`` (another engine's runs of the same grid), arm by arm, on the runs
+    both recorded: the same arm, cell and seed, so a partial run still compares like with like."""
+    ours = {r["key"]: r for r in records}
+    theirs = {r["key"]: r for r in baseline}
+    lines = [
+        f"## Against `{baseline_name}` (the same runs: arm, cell and seed recorded in both)",
+        "",
+        "| arm | runs | successes, baseline | successes, this | mean final eval, baseline | mean final eval, this |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode in MODES:
+        keys = sorted(k for k in ours.keys() & theirs.keys() if ours[k]["mode"] == mode)
+        if not keys:
+            continue
+        pairs = [(theirs[k], ours[k]) for k in keys]
+        wins = [sum(bool(pair[i]["success"]) for pair in pairs) for i in (0, 1)]
+        means = [fmt_value(statistics.fmean(_finals([pair[i] for pair in pairs]) or [float("nan")]), 4) for i in (0, 1)]
+        lines.append(
+            f"| {mode} | {len(keys)} | {wins[0]} ({wins[0] / len(keys):.0%}) | {wins[1]} ({wins[1] / len(keys):.0%}) "
+            f"| {means[0]} | {means[1]} |"
+        )
+    return [*lines, ""]
+
+
 def build_report(
     records: Sequence[dict[str, Any]],
     env: BenchEnv,
@@ -299,6 +326,7 @@ def build_report(
     out: Path,
     extra: Sequence[str],
     quick: bool,
+    baseline: tuple[str, Sequence[dict[str, Any]]] | None = None,
 ) -> list[str]:
     heatmap, drift = out / f"{name}.png", out / f"{name}-drift.png"
     if records:
@@ -315,7 +343,10 @@ def build_report(
             f"Extra overrides: {list(extra) or 'none'}",
         ],
     )
-    lines += summary_lines(records, env) + grid_lines(records, size)
+    lines += summary_lines(records, env)
+    if baseline is not None:
+        lines += comparison_lines(records, baseline[1], baseline[0])
+    lines += grid_lines(records, size)
     lines += [f"![success heatmap]({heatmap.name})", "", *trust_region_lines(env, size, extra)]
     lines += drift_lines(records, env, size, extra)
     lines += [f"![lr and gamma drift]({drift.name})", "", "## Cost", ""]
@@ -331,6 +362,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell [full: 5 cartpole, 3 acrobot]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
     add_arms_arg(parser, MODES)
+    parser.add_argument(
+        "--baseline", default=None, metavar="TAG", help="compare with another variant's runs (its --tag; '' untagged)"
+    )
     args = parser.parse_args()
     env = ENVS[args.env]
     size = SIZES[(env.name, args.quick)]
@@ -343,9 +377,15 @@ def main() -> None:
         run_tasks(make_tasks(env, size, args.overrides, arms), log, workers=args.workers, annotate=annotate)
     keys = {task.key for task in make_tasks(env, size, args.overrides)}
     records = [r for r in log.records() if r["key"] in keys]
+    baseline = None
+    if args.baseline is not None:
+        baseline_name = results_name("robustness", env=env.name, quick=args.quick, tag=args.baseline)
+        baseline = (baseline_name, ResultLog(args.out / f"{baseline_name}.jsonl").records())
     write_report(
         args.out / f"{name}.md",
-        build_report(records, env, size, name=name, out=args.out, extra=args.overrides, quick=args.quick),
+        build_report(
+            records, env, size, name=name, out=args.out, extra=args.overrides, quick=args.quick, baseline=baseline
+        ),
     )
 
 
