@@ -9,7 +9,8 @@ The update is the normalised multiplicative form, around a set point c*:
 
     z <- clamp(z + beta * (cos(g_t, u_{t-1}) - c*), log low, log high)
 
-so one update changes lr by at most a factor e^(2 beta): it cannot explode whatever the gradient scale.
+so one update changes lr by at most a factor e^(beta (1 + |c*|)): it cannot explode whatever the gradient
+scale.
 
 Why a set point and not c* = 0 (plain hd): once the loss sits at its noise floor, successive stochastic
 updates are *always* anti-correlated -- for SGD on a quadratic with curvature h the stationary correlation is
@@ -78,6 +79,7 @@ class LearningRateRule:
         self.on_change = on_change
         self.steps = 0
         self.last_hypergrad = 0.0
+        self._cosines = (0.0, 0)  # sum and count since the last record: the rule's input, as users should see it
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
         self._previous_step: list[torch.Tensor] | None = None
@@ -102,6 +104,7 @@ class LearningRateRule:
             return
         self.last_hypergrad = hypergrad_z  # dL/dz = -lr g.u = -g.(lr u)
         self.space.last_hypergrad["lr"] = hypergrad_z
+        self._cosines = (self._cosines[0] + cosine, self._cosines[1] + 1)
         if self.max_step_ratio is not None and ratio > self.max_step_ratio:
             change = math.log(self.max_step_ratio / ratio)  # outside the first-order model: cut lr to fit
         else:
@@ -140,6 +143,13 @@ class LearningRateRule:
             self._previous_step = before
         return loss, q_mean
 
+    def records(self) -> dict[str, float]:
+        """``hd/cosine``: the mean cosine since the last call (the signal the rule compares with its set point);
+        nothing when no update ran since."""
+        total, count = self._cosines
+        self._cosines = (0.0, 0)
+        return {"hd/cosine": total / count} if count else {}
+
     def _free_buffer(self) -> list[torch.Tensor]:
         """A preallocated parameter-shaped buffer not holding the pending recorded step."""
         return self._buffers[1] if self._previous_step is self._buffers[0] else self._buffers[0]
@@ -170,6 +180,9 @@ class HypergradientDescentTuner(FixedTuner):
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
+
+    def records(self) -> dict[str, float]:
+        return {**super().records(), **self.rule.records()}
 
     def state_dict(self) -> dict[str, object]:
         return {**super().state_dict(), **self.rule.state_dict()}

@@ -221,6 +221,9 @@ class MetaGradientTuner(FixedTuner):
             return self.lr_rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
         return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
 
+    def records(self) -> dict[str, float]:
+        return {**super().records(), **(self.lr_rule.records() if self.lr_rule is not None else {})}
+
     def state_dict(self) -> dict[str, object]:
         return {
             **super().state_dict(),

@@ -124,3 +124,25 @@ def test_meta_with_hd_rule_checkpoint_restores_the_pending_step() -> None:
     pending, saved = restored.lr_rule._previous_step, tuner.lr_rule._previous_step
     assert pending is not None and saved is not None
     assert all(torch.equal(a, b) for a, b in zip(pending, saved, strict=True))
+
+
+def test_hd_records_the_mean_cosine_since_the_last_record() -> None:
+    rng = np.random.default_rng(5)
+    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1)
+    config.self_tuning.params = ["lr"]
+    tuner = build_tuner(config, warmed_up_agent(config, rng))
+    seen = []
+    original = tuner.rule._on_gradients
+
+    def spy(grads: list[torch.Tensor]) -> None:
+        before = tuner.rule._cosines
+        original(grads)
+        seen.append(tuner.rule._cosines[0] - before[0])
+
+    tuner.rule._on_gradients = spy  # type: ignore[method-assign]
+    for _ in range(5):
+        tuner.gradient_step(random_batch(rng), lambda: random_batch(rng))
+    record = tuner.records()
+    assert len(seen) == 4 and record["hd/cosine"] == pytest.approx(sum(seen) / 4)
+    assert -1 <= record["hd/cosine"] <= 1 and "hp/lr" in record
+    assert "hd/cosine" not in tuner.records(), "no update since the last record: nothing to report"
