@@ -22,10 +22,12 @@ updates are aligned, shrinks while they oscillate, and settles where they are mi
 the measured cosine drifts lower as training converges, the rule also anneals lr late in a run.
 
 The rule rests on a first-order model of the loss along the step, which only holds while a step is small next
-to the weights. So when the last step moved the weights by more than ``max_step_ratio`` of their norm
-(||lr u|| / ||theta||, the trust ratio of LARS, You et al. 2017), the rule does not read the cosine but cuts
-lr at once by the excess factor. Adam moves every weight by about lr per step, so from lr = 0.1 a ReLU
-network is wrecked within a few steps, long before a cosine rule of bounded step could bring lr down.
+to the weights. So a recorded step that moved the weights by more than ``max_step_ratio`` of their norm
+(||lr u|| / ||theta||, the trust ratio of LARS, You et al. 2017) is undone, and lr is cut at once by the
+excess factor (a rejected trust-region step). Adam moves every weight by about lr per step: from lr = 0.1 the
+very first step moves a 256-wide MLP by 80% of its norm, and a cosine rule of bounded step would need
+thousands of steps to bring lr down, by which time the network is wrecked. Measured: with the check after
+the step but without the undo, lr 0.1 runs on CartPole still collapsed.
 
 The update runs every ``interval`` gradient steps (the step after one whose direction was recorded; the very
 first step is recorded, so the step-size check acts at once): one parameter copy and one dot product per
@@ -79,6 +81,7 @@ class LearningRateRule:
         self.on_change = on_change
         self.steps = 0
         self.last_hypergrad = 0.0
+        self.rejected_steps = 0
         self._cosines = (0.0, 0)  # sum and count since the last record: the rule's input, as users should see it
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
@@ -90,25 +93,16 @@ class LearningRateRule:
         if step is None:
             return
         dot = torch.stack([torch.vdot(g.view(-1), d.view(-1)) for g, d in zip(grads, step, strict=True)]).sum()
-        n = len(grads)
-        norms = torch.stack(
-            torch._foreach_norm(grads) + torch._foreach_norm(step) + torch._foreach_norm(self.agent.params)
-        )
-        g_norm = torch.linalg.vector_norm(norms[:n])
-        step_norm = torch.linalg.vector_norm(norms[n : 2 * n])
-        theta_norm = torch.linalg.vector_norm(norms[2 * n :])
-        hypergrad_z, cosine, ratio = torch.stack(
-            [-dot, dot / (g_norm * step_norm + 1e-30), step_norm / (theta_norm + 1e-30)]
-        ).tolist()  # one sync
-        if not (math.isfinite(cosine) and math.isfinite(ratio)):
+        norms = torch.stack(torch._foreach_norm(grads) + torch._foreach_norm(step))
+        g_norm = torch.linalg.vector_norm(norms[: len(grads)])
+        step_norm = torch.linalg.vector_norm(norms[len(grads) :])
+        hypergrad_z, cosine = torch.stack([-dot, dot / (g_norm * step_norm + 1e-30)]).tolist()  # one sync
+        if not math.isfinite(cosine):
             return
         self.last_hypergrad = hypergrad_z  # dL/dz = -lr g.u = -g.(lr u)
         self.space.last_hypergrad["lr"] = hypergrad_z
         self._cosines = (self._cosines[0] + cosine, self._cosines[1] + 1)
-        if self.max_step_ratio is not None and ratio > self.max_step_ratio:
-            change = math.log(self.max_step_ratio / ratio)  # outside the first-order model: cut lr to fit
-        else:
-            change = self.beta * (cosine - self.target_cos)
+        change = self.beta * (cosine - self.target_cos)
         with torch.no_grad():
             self.space.z[self.index] += change
         self.space.clamp_()
@@ -140,8 +134,27 @@ class LearningRateRule:
         if record:
             with torch.no_grad():
                 torch._foreach_sub_(before, self.agent.params)  # now lr_t * u_t
-            self._previous_step = before
+            self._previous_step = None if self._rejected(before) else before
         return loss, q_mean
+
+    def _rejected(self, step: list[torch.Tensor]) -> bool:
+        """Undo ``step`` (theta_before - theta_after) and cut lr to fit when it moved the weights by more than
+        ``max_step_ratio`` of their norm; one host sync per recorded step."""
+        if self.max_step_ratio is None:
+            return False
+        with torch.no_grad():
+            norms = torch.stack(torch._foreach_norm(step) + torch._foreach_norm(self.agent.params))
+            step_norm = torch.linalg.vector_norm(norms[: len(step)])
+            ratio = float(step_norm / (torch.linalg.vector_norm(norms[len(step) :]) + 1e-30))
+        if not (math.isfinite(ratio) and ratio > self.max_step_ratio):
+            return False
+        with torch.no_grad():
+            torch._foreach_add_(self.agent.params, step)  # back to theta_before (the optimizer state keeps g)
+            self.space.z[self.index] += math.log(self.max_step_ratio / ratio)
+        self.space.clamp_()
+        self.on_change()
+        self.rejected_steps += 1
+        return True
 
     def records(self) -> dict[str, float]:
         """``hd/cosine``: the mean cosine since the last call (the signal the rule compares with its set point);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -16,17 +17,12 @@ from tests.conftest import random_batch
 from tests.hypergrad.test_finite_differences import make_config, warmed_up_agent
 
 
-def rule_after_one_update(
-    previous_step: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    target_cos: float,
-    max_step_ratio: float | None = None,
-) -> float:
+def rule_after_one_update(previous_step: list[torch.Tensor], grads: list[torch.Tensor], target_cos: float) -> float:
     """log lr after one hd update with this recorded step and these gradients (lr starts at 1e-3)."""
     config = make_config()
     agent = warmed_up_agent(config, np.random.default_rng(0))
     space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos, max_step_ratio=max_step_ratio)
+    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos)
     rule = LearningRateRule(space, agent, settings, on_change=lambda: None)
     rule._previous_step = previous_step
     rule._on_gradients(grads)
@@ -66,16 +62,31 @@ def test_hd_set_point_holds_lr_where_the_cosine_equals_it() -> None:
     assert rule_after_one_update(step, shaped_like(agent.params, grad), 0.0) < math.log(1e-3) - 0.02
 
 
-def test_a_step_too_large_for_the_first_order_model_cuts_lr_to_fit() -> None:
-    agent = warmed_up_agent(make_config(), np.random.default_rng(0))
-    aligned = [p.detach().clone() for p in agent.params]  # cosine +1: plain hd would raise lr
-    for ratio in (0.5, 3.0):  # the last step moved the weights by this fraction of their norm
-        step = [ratio * p.detach().clone() for p in agent.params]
-        z = rule_after_one_update(step, aligned, -0.05, max_step_ratio=0.1)
-        assert z - math.log(1e-3) == pytest.approx(math.log(0.1 / ratio), rel=1e-6)
-    small = [0.01 * p.detach().clone() for p in agent.params]  # under the guard: the cosine rule
-    z = rule_after_one_update(small, aligned, -0.05, max_step_ratio=0.1)
-    assert z - math.log(1e-3) == pytest.approx(0.5 * (1 + 0.05), rel=1e-6)
+@pytest.mark.parametrize("lr", [0.5, 1e-4])
+def test_a_step_too_large_for_the_first_order_model_is_undone_and_lr_cut_to_fit(lr: float) -> None:
+    rng = np.random.default_rng(6)
+    agent = warmed_up_agent(make_config(), rng)
+    space = HyperSpace({"lr": lr}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+    agent.set_lr(lr)
+    rule = LearningRateRule(space, agent, HDSettings(beta=0.1, interval=1, max_step_ratio=0.1), on_change=lambda: None)
+    before = [p.detach().clone() for p in agent.params]
+    plain = copy.deepcopy(agent)  # the same step without the rule: its size relative to the weights after it
+    batch = random_batch(rng)
+    plain.gradient_step(batch, 0.95, 0.7)
+    after = [p.detach() for p in plain.params]
+    step_norm = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True)))
+    ratio = step_norm / math.sqrt(sum(float((a**2).sum()) for a in after))
+    rule.gradient_step(batch, 0.95, 0.7)
+    moved = math.sqrt(sum(float(((p.detach() - b) ** 2).sum()) for p, b in zip(agent.params, before, strict=True)))
+    norm = math.sqrt(sum(float((b**2).sum()) for b in before))
+    if lr == 0.5:  # Adam's first steps move every weight by ~lr: far beyond 10% of these weights
+        assert rule.rejected_steps == 1 and rule._previous_step is None
+        assert moved < 1e-9 * norm, "the rejected step is undone"
+        assert ratio > 0.1
+        assert float(space.z.detach()[0]) - math.log(lr) == pytest.approx(math.log(0.1 / ratio), rel=1e-6)
+    else:
+        assert rule.rejected_steps == 0 and rule._previous_step is not None
+        assert ratio < 0.1 and 0 < moved < 0.1 * norm and float(space.z.detach()[0]) == pytest.approx(math.log(lr))
 
 
 def meta_tuner(lr_rule: str) -> MetaGradientTuner:
