@@ -58,8 +58,10 @@ def measure(config: TrainConfig) -> dict[str, Any]:
     windows: dict[int, list[float]] = {}
     for step, cosine in collector.points:
         windows.setdefault((step - 1) // WINDOW, []).append(cosine)
+    means = {str(k * WINDOW): statistics.fmean(v) for k, v in sorted(windows.items())}
     return {
-        "windows": {str(k * WINDOW): statistics.fmean(v) for k, v in sorted(windows.items())},
+        "windows": means,
+        "summary": "mean cosine per window " + " ".join(f"{v:+.3f}" for v in means.values()),
         "final_mean": result.final_eval.mean,
         "lr_final": result.hyperparams["lr"],
         "env_steps": result.steps,
