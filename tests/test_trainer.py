@@ -128,8 +128,8 @@ def test_gamma_does_not_collapse_with_default_references(reference_gamma: float 
 @pytest.mark.parametrize("mode", ["hd", "meta"])
 def test_the_lr_rule_leaves_extreme_starts(mode: str) -> None:
     """From lr 0.1 the step-size guard cuts lr within the first updates; from 1e-5 aligned steps raise it.
-    In meta mode lr follows the same rule (``lr_rule: hd``); plain hd (set point 0, no guard) is the control
-    that shows the first check is not vacuous."""
+    In meta mode lr follows the same rule (``lr_rule: hd``); the rule without its guard is the control that
+    shows the first check is not vacuous."""
     lrs = {}
     for lr0, guard in ((0.1, 0.1), (0.1, None), (1e-5, 0.1)):
         config = small_config(mode, steps=1500)

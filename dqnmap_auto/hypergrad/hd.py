@@ -50,12 +50,13 @@ from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
 @dataclass(frozen=True)
 class HDSettings:
-    """The rule's knobs (``self_tuning.hd_lr``, ``hd_interval``, ``hd_target_cos``)."""
+    """The rule's knobs (``self_tuning.hd_lr``, ``hd_interval``, ``hd_target_cos``, ``hd_max_step_ratio``),
+    with the config's defaults."""
 
-    beta: float
+    beta: float = 0.1
     interval: int = 8
-    target_cos: float = 0.0
-    max_step_ratio: float | None = None
+    target_cos: float = -0.05
+    max_step_ratio: float | None = 0.1
 
 
 class LearningRateRule:
@@ -82,6 +83,7 @@ class LearningRateRule:
         self.steps = 0
         self.last_hypergrad = 0.0
         self.rejected_steps = 0
+        self._recheck = False
         self._cosines = (0.0, 0)  # sum and count since the last record: the rule's input, as users should see it
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
@@ -120,12 +122,14 @@ class LearningRateRule:
         copies, ~20% of a step on this CPU, hence the interval), and the step after it follows the
         hypergradient g_{t+1} . u_t before updating."""
         use = self._previous_step is not None
-        record = self.steps % self.interval == 0  # steps 0, interval, 2 interval, ...: the first one included
+        # steps 0, interval, 2 interval, ... (the first one included), and the step after a rejected one
+        record = self.steps % self.interval == 0 or self._recheck
         self.steps += 1
         if record:
             before = self._free_buffer()
             with torch.no_grad():
                 torch._foreach_copy_(before, self.agent.params)
+                weights_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(before)))
         loss, q_mean = self.agent.gradient_step(
             batch, gamma, delta, q_t_target=q_t_target, on_gradients=self._on_gradients if use else None
         )
@@ -134,18 +138,19 @@ class LearningRateRule:
         if record:
             with torch.no_grad():
                 torch._foreach_sub_(before, self.agent.params)  # now lr_t * u_t
-            self._previous_step = None if self._rejected(before) else before
+            self._recheck = self._rejected(before, weights_norm)
+            self._previous_step = None if self._recheck else before
         return loss, q_mean
 
-    def _rejected(self, step: list[torch.Tensor]) -> bool:
+    def _rejected(self, step: list[torch.Tensor], weights_norm: torch.Tensor) -> bool:
         """Undo ``step`` (theta_before - theta_after) and cut lr to fit when it moved the weights by more than
-        ``max_step_ratio`` of their norm; one host sync per recorded step."""
+        ``max_step_ratio`` of their norm before the step; one host sync per recorded step. The next step is
+        checked too, in case one cut was not enough."""
         if self.max_step_ratio is None:
             return False
         with torch.no_grad():
-            norms = torch.stack(torch._foreach_norm(step) + torch._foreach_norm(self.agent.params))
-            step_norm = torch.linalg.vector_norm(norms[: len(step)])
-            ratio = float(step_norm / (torch.linalg.vector_norm(norms[len(step) :]) + 1e-30))
+            step_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(step)))
+            ratio = float(step_norm / (weights_norm + 1e-30))
         if not (math.isfinite(ratio) and ratio > self.max_step_ratio):
             return False
         with torch.no_grad():

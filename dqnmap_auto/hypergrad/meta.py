@@ -191,7 +191,8 @@ class MetaGradientTuner(FixedTuner):
     def meta_update(
         self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
     ) -> None:
-        hypergrad = self.hypergradient(inner_batch, outer_batch, inner_q_t_target=inner_q_t_target)
+        raw = self.hypergradient(inner_batch, outer_batch, inner_q_t_target=inner_q_t_target)
+        hypergrad = torch.where(self._meta_mask > 0, raw, torch.zeros_like(raw))  # lr's entry: the hd rule's
         if not torch.isfinite(hypergrad).all():
             self.skipped_updates += 1  # never let one bad batch poison z
             return
@@ -199,7 +200,6 @@ class MetaGradientTuner(FixedTuner):
         self.space.set_hypergrad(hypergrad)
         if self.lr_rule is not None:
             self.space.last_hypergrad["lr"] = lr_hypergrad  # the logged lr hypergradient is the one followed
-        hypergrad = hypergrad * self._meta_mask
         norm = torch.linalg.vector_norm(hypergrad)
         self.space.z.grad = hypergrad * torch.clamp(self.clip / (norm + 1e-12), max=1.0)
         self.meta_optimizer.step()
@@ -238,5 +238,15 @@ class MetaGradientTuner(FixedTuner):
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])  # type: ignore[arg-type]
         self.steps = int(state["steps"])  # type: ignore[call-overload]
         self.skipped_updates = int(state["skipped_updates"])  # type: ignore[call-overload]
-        if self.lr_rule is not None and "lr_rule" in state:
-            self.lr_rule.load_state_dict(state["lr_rule"])  # type: ignore[arg-type]
+        if self.lr_rule is not None:
+            self.lr_rule.load_state_dict(state.get("lr_rule", {}))  # type: ignore[arg-type]
+            self._forget_lr_momentum()
+
+    def _forget_lr_momentum(self) -> None:
+        """Zero the meta optimizer's moments for lr: a checkpoint written with ``lr_rule: meta`` would otherwise
+        keep moving lr for a few meta-steps after resuming under the hd rule."""
+        with torch.no_grad():
+            for moments in self.meta_optimizer.state.values():
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in moments:
+                        moments[key].mul_(self._meta_mask)

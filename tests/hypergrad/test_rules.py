@@ -75,12 +75,12 @@ def test_a_step_too_large_for_the_first_order_model_is_undone_and_lr_cut_to_fit(
     plain.gradient_step(batch, 0.95, 0.7)
     after = [p.detach() for p in plain.params]
     step_norm = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True)))
-    ratio = step_norm / math.sqrt(sum(float((a**2).sum()) for a in after))
+    ratio = step_norm / math.sqrt(sum(float((b**2).sum()) for b in before))  # against the weights before
     rule.gradient_step(batch, 0.95, 0.7)
     moved = math.sqrt(sum(float(((p.detach() - b) ** 2).sum()) for p, b in zip(agent.params, before, strict=True)))
     norm = math.sqrt(sum(float((b**2).sum()) for b in before))
     if lr == 0.5:  # Adam's first steps move every weight by ~lr: far beyond 10% of these weights
-        assert rule.rejected_steps == 1 and rule._previous_step is None
+        assert rule.rejected_steps == 1 and rule._previous_step is None and rule._recheck
         assert moved < 1e-9 * norm, "the rejected step is undone"
         assert ratio > 0.1
         assert float(space.z.detach()[0]) - math.log(lr) == pytest.approx(math.log(0.1 / ratio), rel=1e-6)
@@ -157,3 +157,21 @@ def test_hd_records_the_mean_cosine_since_the_last_record() -> None:
     assert len(seen) == 4 and record["hd/cosine"] == pytest.approx(sum(seen) / 4)
     assert -1 <= record["hd/cosine"] <= 1 and "hp/lr" in record
     assert "hd/cosine" not in tuner.records(), "no update since the last record: nothing to report"
+
+
+def test_a_meta_checkpoint_resumed_under_the_hd_rule_forgets_its_lr_momentum() -> None:
+    rng = np.random.default_rng(8)
+    old = meta_tuner("meta")  # lr followed the meta-gradient: Adam holds momentum for it
+    for _ in range(3):
+        old.gradient_step(random_batch(rng), lambda: random_batch(rng))
+    state = old.state_dict()
+    state.pop("lr_rule", None)
+    lr_index = old.space.names.index("lr")
+    assert float(old.meta_optimizer.state[old.space.z]["exp_avg"][lr_index]) != 0.0
+    resumed = meta_tuner("hd")
+    resumed.load_state_dict(state)
+    moments = resumed.meta_optimizer.state[resumed.space.z]
+    assert float(moments["exp_avg"][lr_index]) == 0.0 and float(moments["exp_avg_sq"][lr_index]) == 0.0
+    gamma_index = resumed.space.names.index("gamma")
+    assert float(moments["exp_avg"][gamma_index]) != 0.0, "the other moments are kept"
+    assert resumed.lr_rule is not None and resumed.lr_rule.steps == 0
