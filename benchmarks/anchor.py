@@ -60,14 +60,11 @@ SEEDS = {False: 10, True: 2}
 QUICK_STEPS = {"cartpole": 10_000, "acrobot": 5_000}
 
 
-def make_tasks(
-    env: BenchEnv, *, steps: int, seeds: int, extra: Sequence[str], arms: Sequence[str] = tuple(ARMS)
-) -> list[Task]:
+def make_tasks(env: BenchEnv, *, steps: int, seeds: int, extra: Sequence[str]) -> list[Task]:
     """Seed-major with the arms side by side, so a partial run compares the arms on the same seeds."""
     tasks = []
     for seed in range(seeds):
-        for arm in arms:
-            overrides = ARMS[arm]
+        for arm, overrides in ARMS.items():
             ours = [] if arm == "sb3" else list(extra)  # --set changes this project's runs only
             config = bench_config(env, steps=steps, seed=seed, overrides=[*overrides, *ours])
             key = f"{arm}|seed={seed}|steps={steps}"
@@ -185,11 +182,11 @@ def main() -> None:
     seeds = args.seeds or SEEDS[args.quick]
     name = results_name("anchor", env=env.name, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
+    tasks = make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides)
     if not args.report_only:
         annotate = lambda r: {**r, "success": env.success(r["final_mean"])}  # noqa: E731
-        tasks = make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides, arms=arms)
-        run_tasks(tasks, log, workers=args.workers, annotate=annotate)
-    keys = {task.key for task in make_tasks(env, steps=steps, seeds=seeds, extra=args.overrides)}
+        run_tasks([t for t in tasks if t.fields["mode"] in arms], log, workers=args.workers, annotate=annotate)
+    keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
     write_report(
         args.out / f"{name}.md",

@@ -32,32 +32,22 @@ from _common import (
     write_report,
 )
 
-from dqnmap_auto.callbacks import Callback, Record
+from dqnmap_auto.callbacks import RecordCollector
 from dqnmap_auto.config import TrainConfig
 
 LRS = (1e-5, 1e-4, 1e-3, 2.3e-3, 1e-2, 1e-1)
 WINDOW = 5000  # env steps per reported window
 
 
-class CosineCollector(Callback):
-    def __init__(self) -> None:
-        self.points: list[tuple[int, float]] = []
-
-    def on_record(self, record: Record) -> bool | None:
-        if "hd/cosine" in record:
-            self.points.append((int(record["step"]), float(record["hd/cosine"])))
-        return None
-
-
 def measure(config: TrainConfig) -> dict[str, Any]:
     """One run with lr held at its start; the mean cosine per window of WINDOW env steps."""
     from dqnmap_auto.trainer import train
 
-    collector = CosineCollector()
+    collector = RecordCollector()
     result = train(config, [collector])
     windows: dict[int, list[float]] = {}
-    for step, cosine in collector.points:
-        windows.setdefault((step - 1) // WINDOW, []).append(cosine)
+    for step, cosine in zip(*collector.series("hd/cosine"), strict=True):
+        windows.setdefault((int(step) - 1) // WINDOW, []).append(cosine)
     means = {str(k * WINDOW): statistics.fmean(v) for k, v in sorted(windows.items())}
     return {
         "windows": means,
@@ -101,8 +91,7 @@ def report(records: list[dict[str, Any]], steps: int, quick: bool) -> list[str]:
     ]
     for r in sorted(records, key=lambda r: r["lr"]):
         cells = [f"{r['windows'][str(s)]:+.3f}" if str(s) in r["windows"] else "" for s in starts]
-        final = "-" if r["final_mean"] is None else f"{r['final_mean']:.1f}"
-        lines.append(f"| {r['lr']:g} | " + " | ".join(cells) + f" | {final} |")
+        lines.append(f"| {r['lr']:g} | " + " | ".join(cells) + f" | {r['final_mean']:.1f} |")
     lines += [
         "",
         "Plain hd (set point 0) lowers lr wherever the cosine is below 0, i.e. at almost every lr once training "

@@ -87,14 +87,14 @@ def run_config(
     return bench_config(env, steps=size.steps, seed=seed, overrides=overrides)
 
 
-def make_tasks(env: BenchEnv, size: Size, extra: Sequence[str], arms: Sequence[str] = MODES) -> list[Task]:
+def make_tasks(env: BenchEnv, size: Size, extra: Sequence[str]) -> list[Task]:
     """Seed-major, then cell, then the three arms side by side: a partial run is balanced across arms and
     cells (every arm has the same seeds of every cell, give or take the runs in flight)."""
     tasks = []
     for seed in range(size.seeds):
         for lr in size.lrs:
             for gamma in size.gammas:
-                for mode in arms:
+                for mode in MODES:
                     config = run_config(env, size, mode=mode, lr=lr, gamma=gamma, seed=seed, extra=extra)
                     fields = {"env": env.name, "mode": mode, "lr0": lr, "gamma0": gamma, "seed": seed}
                     fields["steps"] = size.steps
@@ -372,10 +372,11 @@ def main() -> None:
     name = results_name("robustness", env=env.name, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
     arms = chosen_arms(parser, args.arms, MODES)
+    tasks = make_tasks(env, size, args.overrides)
     if not args.report_only:
         annotate = lambda r: {**r, "success": env.success(r["final_mean"])}  # noqa: E731
-        run_tasks(make_tasks(env, size, args.overrides, arms), log, workers=args.workers, annotate=annotate)
-    keys = {task.key for task in make_tasks(env, size, args.overrides)}
+        run_tasks([t for t in tasks if t.fields["mode"] in arms], log, workers=args.workers, annotate=annotate)
+    keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
     baseline = None
     if args.baseline is not None:

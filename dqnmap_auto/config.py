@@ -187,8 +187,8 @@ class SelfTuningConfig(_Section):
     hd_max_step_ratio: float | None = Field(
         0.1,
         gt=0,
-        description="hd rule: when one step moves the weights by more than this fraction of their norm, lr is cut "
-        "to fit at once (null: never).",
+        description="hd rule: a recorded step that moves the weights by more than this fraction of their norm is "
+        "undone and lr cut to fit (null: never).",
     )
     lr_rule: Literal["hd", "meta"] = Field(
         "hd",

@@ -196,10 +196,9 @@ class MetaGradientTuner(FixedTuner):
         if not torch.isfinite(hypergrad).all():
             self.skipped_updates += 1  # never let one bad batch poison z
             return
-        lr_hypergrad = self.space.last_hypergrad.get("lr", 0.0)
         self.space.set_hypergrad(hypergrad)
         if self.lr_rule is not None:
-            self.space.last_hypergrad["lr"] = lr_hypergrad  # the logged lr hypergradient is the one followed
+            self.space.last_hypergrad["lr"] = self.lr_rule.last_hypergrad  # log the lr hypergradient followed
         norm = torch.linalg.vector_norm(hypergrad)
         self.space.z.grad = hypergrad * torch.clamp(self.clip / (norm + 1e-12), max=1.0)
         self.meta_optimizer.step()

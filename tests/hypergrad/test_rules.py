@@ -114,7 +114,7 @@ def test_meta_mode_hands_lr_to_the_hd_rule_and_meta_steps_the_rest() -> None:
     assert with_hd.lr_rule is not None and with_hd.lr_rule.steps == 6
     assert meta_only.lr_rule is None
     # lr's change is the hd rule's: beta * sum(cos - c*) is at most (1 + 0.05) * beta per update after the first
-    assert moved[lr_index] <= 5 * 1.05 * with_hd.lr_rule.beta + 1e-9
+    assert moved[lr_index] <= 5 * 1.05 * with_hd.lr_rule.settings.beta + 1e-9
     # the meta optimizer never saw an lr gradient under the hd rule
     state = with_hd.meta_optimizer.state[with_hd.space.z]
     gamma_index = with_hd.space.names.index("gamma")
