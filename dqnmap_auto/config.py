@@ -110,6 +110,11 @@ class AgentConfig(_Section):
     activation: Literal["relu", "tanh", "elu", "gelu", "silu"] = "relu"
     max_grad_norm: float = Field(10.0, gt=0, description="Global gradient-norm clip (SB3 default).")
     adam_eps: float = Field(1e-8, gt=0)
+    lr_decay: Literal["none", "linear"] = Field(
+        "none",
+        description="linear: the lr in use is the lr (tuned or not) times the share of the run still to go, as "
+        "rl-zoo3's lin_ schedules; self-tuning tunes the lr before this factor.",
+    )
     exploration_fraction: float = Field(0.16, ge=0, le=1, description="Share of the run spent decaying eps.")
     exploration_initial_eps: float = Field(1.0, ge=0, le=1)
     exploration_final_eps: float = Field(0.04, ge=0, le=1)

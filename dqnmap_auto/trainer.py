@@ -136,7 +136,11 @@ class Trainer:
         return self.config.env.n_envs
 
     def epsilon(self) -> float:
+        """1 before ``learning_starts`` (the network is untrained: uniform random actions, as in SB3, and no
+        forward pass), then the linear schedule, which counts from step 0 as SB3's does."""
         agent = self.config.agent
+        if self.step < agent.learning_starts:
+            return 1.0
         return linear_epsilon(
             self.step,
             total_steps=self.config.training.total_steps,
@@ -201,6 +205,8 @@ class Trainer:
         """Run one phase of gradient steps; returns summed loss, summed mean-Q and the step count."""
         n_steps = self._gradient_steps_per_phase()
         self.tuner.set_step(self.step)
+        if self.config.agent.lr_decay == "linear":
+            self.agent.set_lr_scale(max(0.0, 1.0 - self.step / self.config.training.total_steps))
         # One gather + conversion + transfer to the device for the whole phase, the meta-objective's outer
         # batches included (batches n_steps.. of the draw).
         n_outer = self.tuner.outer_batches(n_steps)
@@ -318,6 +324,8 @@ class Trainer:
             record["q_mean"] = float(self._q_sum) / self._n_updates
         record["sps"] = (self.step - self._last_step) / max(now - self._last_time - self._eval_seconds, 1e-9)
         record.update(self.tuner.records())
+        if self.config.agent.lr_decay != "none":
+            record["lr_in_use"] = self.agent.lr * self.agent.lr_scale
         self._emit(record)
         self._check_bounds()
         self._loss_sum.zero_()

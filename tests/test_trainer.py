@@ -173,6 +173,45 @@ def test_linear_epsilon_schedule() -> None:
     assert linear_epsilon(5, total_steps=1000, fraction=0.0, initial=1.0, final=0.05) == 0.05
 
 
+def test_actions_are_uniformly_random_until_learning_starts() -> None:
+    """SB3's warm-up: no greedy action (and no forward pass) before ``learning_starts``, then the schedule."""
+    config = small_config(None, steps=400)
+    config.agent.exploration_initial_eps = 0.0  # the schedule alone would act greedily from step 0
+    config.agent.exploration_final_eps = 0.0
+    trainer = Trainer(config)
+    forward_calls: list[int] = []
+    trainer.agent.q_net.register_forward_hook(lambda *_: forward_calls.append(trainer.step))
+    seen = [trainer.epsilon()]
+    trainer.start()
+    trainer.train_until(config.agent.learning_starts)
+    seen.append(trainer.epsilon())
+    assert seen == [1.0, 0.0]
+    assert forward_calls == []  # every warm-up action was random
+    trainer.train_until(config.agent.learning_starts + 20)
+    assert min(forward_calls) == config.agent.learning_starts
+    trainer.close()
+
+
+@pytest.mark.parametrize("mode", [None, "hd"])
+def test_linear_lr_decay_scales_the_lr_in_use_not_the_tuned_one(mode: str | None) -> None:
+    config = small_config(mode, steps=1000)
+    config.agent.lr_decay = "linear"
+    collector = RecordCollector()
+    trainer = Trainer(config, [collector])
+    trainer.run()
+    in_use = [(r["step"], r["lr_in_use"], r["hp/lr"]) for r in collector.records if "lr_in_use" in r]
+    assert len(in_use) >= 3
+    # Every record: lr in use = tuned lr x the share of the run left at the last phase (train_freq 16).
+    for step, lr_in_use, tuned in in_use[1:]:
+        phase_step = step - step % config.agent.train_freq
+        assert lr_in_use == pytest.approx(tuned * (1 - phase_step / 1000), rel=1e-5)
+    assert in_use[-1][1] < 0.3 * in_use[-1][2]
+    optimizer_lr = trainer.agent.optimizer.param_groups[0]["lr"]
+    assert optimizer_lr == pytest.approx(trainer.agent.lr * trainer.agent.lr_scale)
+    if mode is None:
+        assert trainer.agent.lr == pytest.approx(config.agent.lr)  # the decay never leaks into the value
+
+
 def test_n_envs_and_double_dqn_run() -> None:
     config = small_config("hd", steps=1200)
     config.env.n_envs = 4

@@ -77,6 +77,8 @@ class DQNAgent:
         self.target_net.requires_grad_(False)
         # fused=True: one kernel for the whole update (CPU and CUDA), ~2x faster than the per-tensor loop.
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.lr, eps=config.adam_eps, fused=True)
+        self._lr = config.lr
+        self.lr_scale = 1.0
 
     @property
     def params(self) -> list[torch.Tensor]:
@@ -85,12 +87,23 @@ class DQNAgent:
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The learning-rate hyperparameter (what self-tuning tunes); the optimizer uses ``lr * lr_scale``."""
+        return self._lr
 
     def set_lr(self, lr: float) -> None:
         """Only the self-tuning engine calls this (a schedule elsewhere would silently undo its work)."""
+        self._lr = lr
+        self._apply_lr()
+
+    def set_lr_scale(self, scale: float) -> None:
+        """The decay factor of ``agent.lr_decay`` (the Trainer's job): kept apart from the tuned lr, so a tuner
+        never reads the decay back as its own value."""
+        self.lr_scale = scale
+        self._apply_lr()
+
+    def _apply_lr(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = self._lr * self.lr_scale
 
     @torch.no_grad()
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:

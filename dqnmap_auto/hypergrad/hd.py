@@ -37,7 +37,7 @@ first step is recorded, so the step-size check acts at once): one parameter copy
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -172,7 +172,13 @@ class LearningRateRule:
         return self._buffers[1] if self._previous_step is self._buffers[0] else self._buffers[0]
 
     def state_dict(self) -> dict[str, object]:
-        return {"previous_step": self._previous_step, "steps": self.steps}
+        return {
+            "previous_step": self._previous_step,
+            "steps": self.steps,
+            "recheck": self._recheck,
+            "rejected_steps": self.rejected_steps,
+            "cosines": list(self._cosines),  # a resumed run's next hd/cosine covers the whole window
+        }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         saved = state.get("previous_step")  # a checkpoint holds CPU tensors: copy them onto the parameters' device
@@ -182,6 +188,11 @@ class LearningRateRule:
                 torch._foreach_copy_(self._buffers[0], list(saved))  # type: ignore[call-overload]
             self._previous_step = self._buffers[0]
         self.steps = int(state.get("steps", 0))  # type: ignore[call-overload]
+        # Checkpoints from before these were saved lack them: start them afresh.
+        self._recheck = bool(state.get("recheck", False))
+        self.rejected_steps = int(state.get("rejected_steps", 0))  # type: ignore[call-overload]
+        cosines: Sequence[float] = state.get("cosines", (0.0, 0))  # type: ignore[assignment]
+        self._cosines = (float(cosines[0]), int(cosines[1]))
 
 
 class HypergradientDescentTuner(FixedTuner):

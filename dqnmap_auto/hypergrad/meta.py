@@ -87,11 +87,13 @@ def lookahead_objective(
     outer_batch: Batch,
     settings: LookaheadSettings,
     inner_q_t_target: torch.Tensor | None = None,
+    lr_scale: float = 1.0,
 ) -> torch.Tensor:
     """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps.
 
     ``inner_q_t_target`` optionally gives the target network's Q-values on ``inner_batch.next_obs`` (the first
-    inner step's target), already computed by the Trainer.
+    inner step's target), already computed by the Trainer. ``lr_scale``: the ``agent.lr_decay`` factor, so
+    the inner steps use the learning rate the agent's steps use.
     """
     eta = space.values(z)
     theta = {name: p.detach().requires_grad_(True) for name, p in params.items()}
@@ -115,7 +117,7 @@ def lookahead_objective(
             double_dqn=settings.double_dqn,
         )
         g = clip_by_global_norm(semi_gradient(loss, q_tm1, theta), settings.max_grad_norm)
-        theta, state = adam_step(theta, g, state, eta["lr"], betas=settings.betas, eps=settings.adam_eps)
+        theta, state = adam_step(theta, g, state, eta["lr"] * lr_scale, betas=settings.betas, eps=settings.adam_eps)
         if k < settings.lookahead - 1:
             tau = eta["tau"]
             theta_target = {n: tau * theta[n] + (1 - tau) * theta_target[n] for n in theta}
@@ -184,6 +186,7 @@ class MetaGradientTuner(FixedTuner):
             outer_batch=outer_batch,
             settings=self.settings,
             inner_q_t_target=inner_q_t_target,
+            lr_scale=self.agent.lr_scale,
         )
         (hypergrad,) = torch.autograd.grad(objective, self.space.z)
         return hypergrad

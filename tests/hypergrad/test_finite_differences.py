@@ -86,11 +86,14 @@ def real_lookahead_loss(
 
 @pytest.mark.parametrize("lookahead", [1, 2, 3])
 @pytest.mark.parametrize("double_dqn", [False, True])
+@pytest.mark.parametrize("lr_scale", [1.0, 0.4])
 def test_meta_hypergradients_match_finite_differences(
-    rng: np.random.Generator, lookahead: int, double_dqn: bool
+    rng: np.random.Generator, lookahead: int, double_dqn: bool, lr_scale: float
 ) -> None:
+    """``lr_scale`` < 1: an ``agent.lr_decay`` factor, which the real steps of the check apply too."""
     config = make_config(self_tuning__mode="meta", self_tuning__lookahead=lookahead, agent__double_dqn=double_dqn)
     agent = warmed_up_agent(config, rng)
+    agent.set_lr_scale(lr_scale)
     tuner = build_tuner(config, agent)
     assert isinstance(tuner, MetaGradientTuner)
     inner, outer = random_batch(rng), random_batch(rng)

@@ -135,6 +135,9 @@ def test_meta_with_hd_rule_checkpoint_restores_the_pending_step() -> None:
     pending, saved = restored.lr_rule._previous_step, tuner.lr_rule._previous_step
     assert pending is not None and saved is not None
     assert all(torch.equal(a, b) for a, b in zip(pending, saved, strict=True))
+    assert restored.lr_rule._cosines == tuner.lr_rule._cosines and tuner.lr_rule._cosines[1] > 0
+    assert restored.lr_rule.rejected_steps == tuner.lr_rule.rejected_steps
+    assert restored.lr_rule._recheck == tuner.lr_rule._recheck
 
 
 def test_hd_records_the_mean_cosine_since_the_last_record() -> None:
