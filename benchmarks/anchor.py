@@ -104,6 +104,29 @@ def arm_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[str]:
     return [*lines, ""]
 
 
+def stability_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[str]:
+    """How many runs of each arm were at the success line at each evaluation: DQN on CartPole reaches it and
+    falls back, so the final evaluation alone hides whether an arm is stable or lucky."""
+    steps = sorted({step for r in records for step, _ in r["eval_history"]})
+    lines = [
+        "## At the success line per evaluation",
+        "",
+        f"Runs whose evaluation at that step was >= {env.threshold:g} (10 episodes; the last column is the final "
+        "evaluation, 20).",
+        "",
+        "| arm | " + " | ".join(f"{s // 1000}k" for s in steps) + " | reached at least once |",
+        "|---" * (len(steps) + 2) + "|",
+    ]
+    for arm in ARMS:
+        runs = [r for r in records if r["mode"] == arm]
+        if not runs:
+            continue
+        at = [sum(dict(map(tuple, r["eval_history"])).get(s, -1e9) >= env.threshold for r in runs) for s in steps]
+        reached = sum(any(v >= env.threshold for _, v in r["eval_history"]) for r in runs)
+        lines.append(f"| {arm} | " + " | ".join(f"{n}/{len(runs)}" for n in at) + f" | {reached}/{len(runs)} |")
+    return [*lines, ""]
+
+
 def seed_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     """Side by side per seed: same seed, same evaluation episodes, so the rows are paired."""
     seeds = sorted({r["seed"] for r in records})
@@ -164,7 +187,8 @@ def build_report(
             f"{seeds} seeds (0..{seeds - 1}) per arm",
         ],
     )
-    lines += arm_lines(records, env) + seed_lines(records) + [f"![final evals and curves]({figure.name})", ""]
+    lines += arm_lines(records, env) + stability_lines(records, env) + seed_lines(records)
+    lines += [f"![final evals and curves]({figure.name})", ""]
     full_steps = {arm: env.steps * SEEDS[False] for arm in ARMS}
     return [*lines, "## Cost", "", *cpu_estimate_lines(records, full_steps, by="mode")]
 
