@@ -124,8 +124,10 @@ def outcome(
     hp_final: dict[str, float],
     eval_history: Sequence[tuple[int, float]] = (),
     diverged: str | None = None,
+    solved_at: int | None = None,
 ) -> dict[str, Any]:
-    """The fields every run record carries, whichever implementation trained it."""
+    """The fields every run record carries, whichever implementation trained it (``solved_at``: the step at
+    which ``training.stop_at_return`` ended the run)."""
     return {
         "final_mean": final.mean if final is not None else None,
         "final_std": final.std if final is not None else None,
@@ -138,6 +140,7 @@ def outcome(
         "tuned": config.self_tuning.tuned(),
         "eval_history": [[int(s), float(v)] for s, v in eval_history],
         "diverged": diverged,
+        "solved_at": solved_at,
     }
 
 
@@ -168,6 +171,7 @@ def train_dqnmap(config: TrainConfig) -> dict[str, Any]:
         hp_initial=result.initial_hyperparams,
         hp_final=result.hyperparams,
         eval_history=result.eval_history,
+        solved_at=result.solved_at,
     )
 
 

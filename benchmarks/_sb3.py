@@ -34,7 +34,9 @@ class FixedSeedEvalCallback(BaseCallback):
     """Every ``every`` env steps, a greedy evaluation on the Trainer's fixed episode seeds.
 
     The evaluation at the budget uses the final evaluator (20 episodes), like the Trainer's final one, and
-    ends training there. ``stopped`` tells whether the hook stopped it (pruning).
+    ends training there. ``stopped`` tells whether the hook stopped it (pruning). With
+    ``training.stop_at_return``, a periodic evaluation that reaches it ends training like the Trainer does:
+    the final evaluator then scores that policy (``solved_at``: the step).
     """
 
     def __init__(self, config: TrainConfig, *, every: int, hook: EvalHook | None = None) -> None:
@@ -48,6 +50,8 @@ class FixedSeedEvalCallback(BaseCallback):
         self.history: list[tuple[int, float]] = []
         self.final: EvalResult | None = None
         self.stopped = False
+        self.stop_at = training.stop_at_return
+        self.solved_at: int | None = None
 
     def _on_step(self) -> bool:
         step = self.num_timesteps
@@ -60,6 +64,11 @@ class FixedSeedEvalCallback(BaseCallback):
             self.final = result
         keep_going = self.hook is None or self.hook(step, result, is_final)
         self.stopped = not keep_going
+        if keep_going and not is_final and self.stop_at is not None and result.mean >= self.stop_at:
+            self.solved_at = step
+            self.final = self.final_evaluator(greedy_policy(self.model))
+            self.history.append((step, self.final.mean))
+            return False
         # SB3 collects whole train_freq rollouts and could overshoot the budget: stop exactly at it, after the
         # same number of training phases as the Trainer, and with the model that was just evaluated.
         return keep_going and not is_final
@@ -99,6 +108,7 @@ def train_sb3(
         hp_initial=hp,
         hp_final=hp,
         eval_history=callback.history,
+        solved_at=callback.solved_at,
     )
     result["tuned"] = []
     return result, callback

@@ -16,6 +16,8 @@ Resumable like the others (one JSONL line per run; ``--report-only``). Usage (fr
     PYTHONPATH=. python benchmarks/anchor.py --env cartpole --workers 2    # 40 runs x 50k steps
     PYTHONPATH=. python benchmarks/anchor.py --env acrobot --workers 2     # 40 runs x 100k steps
     PYTHONPATH=. python benchmarks/anchor.py --env cartpole --quick --workers 2
+    # every arm (SB3 too) stops once an evaluation reaches the success line, then the final evaluation scores it
+    PYTHONPATH=. python benchmarks/anchor.py --env cartpole --workers 2 --set training.stop_at_return=475 --tag stop
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def make_tasks(env: BenchEnv, *, steps: int, seeds: int, extra: Sequence[str]) -
     tasks = []
     for seed in range(seeds):
         for arm, overrides in ARMS.items():
-            ours = [] if arm == "sb3" else list(extra)  # --set changes this project's runs only
+            # --set changes this project's runs only, except the protocol (training.*: budget, evaluations,
+            # training.stop_at_return), which SB3's runs follow too
+            ours = [o for o in extra if o.startswith("training.")] if arm == "sb3" else list(extra)
             config = bench_config(env, steps=steps, seed=seed, overrides=[*overrides, *ours])
             key = f"{arm}|seed={seed}|steps={steps}"
             fields = {"env": env.name, "mode": arm, "seed": seed, "steps": steps}
@@ -124,6 +128,14 @@ def stability_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[st
         at = [sum(dict(map(tuple, r["eval_history"])).get(s, -1e9) >= env.threshold for r in runs) for s in steps]
         reached = sum(any(v >= env.threshold for _, v in r["eval_history"]) for r in runs)
         lines.append(f"| {arm} | " + " | ".join(f"{n}/{len(runs)}" for n in at) + f" | {reached}/{len(runs)} |")
+    solved = {arm: [r["solved_at"] for r in records if r["mode"] == arm and r.get("solved_at")] for arm in ARMS}
+    if any(solved.values()):  # runs with training.stop_at_return: those that reached it stopped there
+        lines += ["", "Stopped at the line (`training.stop_at_return`), then scored by the final evaluation:", ""]
+        for arm, steps_at in solved.items():
+            runs = [r for r in records if r["mode"] == arm]
+            if runs:
+                median = f", median step {statistics.median(steps_at):,.0f}" if steps_at else ""
+                lines.append(f"- {arm}: {len(steps_at)}/{len(runs)}{median}")
     return [*lines, ""]
 
 

@@ -146,6 +146,12 @@ class TrainingConfig(_Section):
     checkpoint_replay: int | None = Field(
         None, ge=0, description="Newest replay transitions kept in a checkpoint (None: all)."
     )
+    stop_at_return: float | None = Field(
+        None,
+        description="Stop once a periodic evaluation's mean return reaches this (e.g. 475 on CartPole-v1); the "
+        "final evaluation then scores the policy that reached it. SB3's StopTrainingOnRewardThreshold. None: "
+        "train for total_steps.",
+    )
 
 
 class ParamBounds(_Section):

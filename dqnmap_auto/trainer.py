@@ -42,6 +42,7 @@ class TrainResult:
     hyperparams: dict[str, float]
     initial_hyperparams: dict[str, float]
     stopped_early: bool = False
+    solved_at: int | None = None
     eval_history: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -123,6 +124,7 @@ class Trainer:
         self.vector_steps = 0
         self.eval_history: list[tuple[int, float]] = []
         self._stop = False
+        self.solved_at: int | None = None
         self._last_eval: EvalResult | None = None
         self._probe_obs: np.ndarray | None = None
         self._probe_actions: np.ndarray | None = None
@@ -268,7 +270,7 @@ class Trainer:
         config, agent, training = self.config, self.agent, self.config.training
         target_every = max(config.agent.target_update_interval // self.n_envs, 1)
         stop_at = min(step, training.total_steps)
-        while self.step < stop_at and not self._stop:
+        while self.step < stop_at and not self._stop and self.solved_at is None:
             epsilon = self.epsilon()
             actions = agent.act(self._obs, epsilon, self.rng)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
@@ -294,8 +296,12 @@ class Trainer:
                 self._next_eval += training.eval_every
                 if self.step < training.total_steps:  # the final evaluation covers the last step
                     started = time.perf_counter()
-                    self._emit_eval(self.evaluate())
+                    result = self.evaluate()
+                    self._emit_eval(result)
                     self._eval_seconds += time.perf_counter() - started
+                    threshold = training.stop_at_return
+                    if threshold is not None and result.mean >= threshold:
+                        self.solved_at = self.step  # finish() scores this policy with the final evaluation
             if self._next_checkpoint is not None and self.step >= self._next_checkpoint:
                 self._next_checkpoint = _next_multiple(self.step, training.checkpoint_every)
                 self.save_checkpoint()
@@ -334,7 +340,8 @@ class Trainer:
         self._next_log += self.config.training.log_every
 
     def finish(self) -> TrainResult:
-        """Final evaluation (skipped when a callback stopped the run), close the envs, tell the callbacks."""
+        """Final evaluation (skipped when a callback stopped the run; run when ``stop_at_return`` was reached, on
+        the policy that reached it), close the envs, tell the callbacks."""
         try:
             if self._stop and self._last_eval is not None:
                 final = self._last_eval  # stopped by a callback (pruned): no need for another evaluation
@@ -349,6 +356,7 @@ class Trainer:
             hyperparams=self.tuner.space.current(),
             initial_hyperparams=self.initial_hyperparams,
             stopped_early=self._stop,
+            solved_at=self.solved_at,
             eval_history=list(self.eval_history),
         )
         for callback in self.callbacks:
@@ -384,6 +392,7 @@ class Trainer:
             "last_eval": last.to_dict() if last is not None else None,
             "probe": {"obs": self._probe_obs, "actions": self._probe_actions},
             "initial_hyperparams": dict(self.initial_hyperparams),
+            "solved_at": self.solved_at,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -403,6 +412,7 @@ class Trainer:
         self._probe_obs = None if probe["obs"] is None else np.asarray(probe["obs"])
         self._probe_actions = None if probe["actions"] is None else np.asarray(probe["actions"])
         self.initial_hyperparams = dict(state["initial_hyperparams"])
+        self.solved_at = state.get("solved_at")
         self.resumed_from_step = self.step
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:

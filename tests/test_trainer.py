@@ -212,6 +212,23 @@ def test_linear_lr_decay_scales_the_lr_in_use_not_the_tuned_one(mode: str | None
         assert trainer.agent.lr == pytest.approx(config.agent.lr)  # the decay never leaks into the value
 
 
+def test_reaching_stop_at_return_ends_the_run_and_scores_that_policy() -> None:
+    config = small_config(None, steps=3000)
+    config.training.stop_at_return = 0.0  # every evaluation reaches it: the first one ends the run
+    trainer = Trainer(config)
+    result = trainer.run()
+    every = config.training.eval_every
+    assert result.solved_at == every and result.steps == every
+    # The periodic evaluation (2 episodes) that reached it, then the final one (3 episodes) of the same policy.
+    assert [step for step, _ in result.eval_history] == [every, every]
+    assert len(result.final_eval.returns) == config.training.final_eval_episodes
+    assert trainer.state_dict()["solved_at"] == every
+
+    config.training.stop_at_return = 1e9  # never reached: the whole budget
+    result = train(config)
+    assert result.solved_at is None and result.steps == 3000
+
+
 def test_n_envs_and_double_dqn_run() -> None:
     config = small_config("hd", steps=1200)
     config.env.n_envs = 4
