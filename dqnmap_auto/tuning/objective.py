@@ -239,6 +239,8 @@ class TrialObjective:
     ) -> None:
         trial.set_user_attr("seed_returns", [r.final_eval.mean for r in results])
         trial.set_user_attr("env_steps", sum(r.steps for r in results))
+        if any(r.solved_at is not None for r in results):  # training.stop_at_return ended some seed early
+            trial.set_user_attr("solved_at", [r.solved_at for r in results])
         trial.set_user_attr("hp_initial", results[0].initial_hyperparams)
         trial.set_user_attr("hp_final", results[0].hyperparams)
         trial.set_user_attr("tuned", trainers[0].tuner.space.names)

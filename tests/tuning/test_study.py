@@ -79,6 +79,18 @@ def test_seeds_are_interleaved_and_each_return_kept(tmp_path: Path) -> None:
     assert curve[-1] == pytest.approx(sum(returns) / 2)
 
 
+def test_a_seed_that_reaches_stop_at_return_stops_and_keeps_its_score(tmp_path: Path) -> None:
+    spec = smoke_spec(
+        tmp_path, n_trials=1, seeds=2, pruner={"name": "none"}, base={"training": {"stop_at_return": 0.0}}
+    )
+    (trial,) = run(spec, tmp_path / "p").get_trials()
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["solved_at"] == [500, 500]
+    assert trial.user_attrs["env_steps"] == 1000  # both seeds stopped at their first evaluation, of 1500 steps
+    assert sorted(trial.intermediate_values) == [500, 1000, 1500]  # later steps report the solved policy
+    assert trial.value == pytest.approx(sum(trial.user_attrs["seed_returns"]) / 2)
+
+
 def test_wilcoxon_gets_one_value_per_seed(tmp_path: Path) -> None:
     spec = smoke_spec(tmp_path, n_trials=1, seeds=2, pruner={"name": "wilcoxon", "args": {"p_threshold": 0.1}})
     (trial,) = run(spec, tmp_path / "p").get_trials()
