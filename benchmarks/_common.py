@@ -84,8 +84,11 @@ def rl_zoo_cartpole(*, mode: str | None, steps: int, seed: int = 0) -> TrainConf
 
 
 def sb3_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """Stable-Baselines3 DQN arguments equal to ``config``'s agent settings."""
+    """Stable-Baselines3 DQN arguments equal to ``config``'s agent settings (the benchmarks' SB3 arm runs
+    rl-zoo3's row, whose lr is constant: a linear ``agent.lr_decay`` is refused rather than dropped)."""
     agent = config.agent
+    if agent.lr_decay != "none":
+        raise ValueError(f"sb3_kwargs: agent.lr_decay={agent.lr_decay} has no SB3 equivalent here")
     return {
         "learning_rate": agent.lr,
         "batch_size": agent.batch_size,

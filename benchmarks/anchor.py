@@ -23,6 +23,7 @@ Resumable like the others (one JSONL line per run; ``--report-only``). Usage (fr
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,24 +109,39 @@ def arm_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[str]:
     return [*lines, ""]
 
 
+def evaluation_at(run: dict[str, Any], step: int) -> float | None:
+    """The run's periodic evaluation at ``step``; after a ``training.stop_at_return`` stop, the stopped policy's
+    final score (it no longer changes). At the stop step the history holds the evaluation that reached the line,
+    then the final one: the first is the periodic one."""
+    solved = run.get("solved_at")
+    if solved is not None and step > solved:
+        return run["final_mean"]
+    return next((value for s, value in run["eval_history"] if s == step), None)
+
+
+def periodic_steps(records: Sequence[dict[str, Any]]) -> list[int]:
+    return sorted({step for r in records for step, _ in r["eval_history"] if step < r["steps"]})
+
+
 def stability_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[str]:
     """How many runs of each arm were at the success line at each evaluation: DQN on CartPole reaches it and
     falls back, so the final evaluation alone hides whether an arm is stable or lucky."""
-    steps = sorted({step for r in records for step, _ in r["eval_history"]})
+    steps = periodic_steps(records)
     lines = [
         "## At the success line per evaluation",
         "",
-        f"Runs whose evaluation at that step was >= {env.threshold:g} (10 episodes; the last column is the final "
-        "evaluation, 20).",
+        f"Runs whose evaluation at that step was >= {env.threshold:g} (10 episodes; after a stop, the stopped "
+        "policy's final score), then the final evaluation (20 episodes).",
         "",
-        "| arm | " + " | ".join(f"{s // 1000}k" for s in steps) + " | reached at least once |",
-        "|---" * (len(steps) + 2) + "|",
+        "| arm | " + " | ".join(f"{s // 1000}k" for s in steps) + " | final | reached at least once |",
+        "|---" * (len(steps) + 3) + "|",
     ]
     for arm in ARMS:
         runs = [r for r in records if r["mode"] == arm]
         if not runs:
             continue
-        at = [sum(dict(map(tuple, r["eval_history"])).get(s, -1e9) >= env.threshold for r in runs) for s in steps]
+        at = [sum((evaluation_at(r, s) or -math.inf) >= env.threshold for r in runs) for s in steps]
+        at.append(sum(r["success"] for r in runs))
         reached = sum(any(v >= env.threshold for _, v in r["eval_history"]) for r in runs)
         lines.append(f"| {arm} | " + " | ".join(f"{n}/{len(runs)}" for n in at) + f" | {reached}/{len(runs)} |")
     solved = {arm: [r["solved_at"] for r in records if r["mode"] == arm and r.get("solved_at")] for arm in ARMS}
@@ -169,9 +185,12 @@ def plot(records: Sequence[dict[str, Any]], env: BenchEnv, path: Path) -> None:
         xs = [index + 0.4 * (k / max(len(runs) - 1, 1) - 0.5) for k in range(len(runs))]  # spread the seeds
         ax_final.scatter(xs, [r["final_mean"] for r in runs], label=arm, alpha=0.8)
         curves: dict[int, list[float]] = {}
-        for run in runs:
-            for step, value in run["eval_history"]:
-                curves.setdefault(step, []).append(value)
+        for run in runs:  # periodic evaluations (after a stop: the stopped policy's score), then the final one
+            for step in periodic_steps(records):
+                value = evaluation_at(run, step)
+                if value is not None:
+                    curves.setdefault(step, []).append(value)
+            curves.setdefault(run["steps"], []).append(run["final_mean"])
         steps = sorted(curves)
         ax_curve.plot(steps, [statistics.fmean(curves[s]) for s in steps], marker="o", label=arm)
     ax_final.axhline(env.threshold, color="gray", ls="--", lw=0.8)

@@ -113,7 +113,9 @@ class AgentConfig(_Section):
     lr_decay: Literal["none", "linear"] = Field(
         "none",
         description="linear: the lr in use is the lr (tuned or not) times the share of the run still to go, as "
-        "rl-zoo3's lin_ schedules; self-tuning tunes the lr before this factor.",
+        "rl-zoo3's lin_ schedules; self-tuning tunes the lr before this factor. The hd rule holds the step "
+        "size at its set point, so it raises the tuned lr to make up for the decay until its bounded rate "
+        "falls behind, near the end of the run.",
     )
     exploration_fraction: float = Field(0.16, ge=0, le=1, description="Share of the run spent decaying eps.")
     exploration_initial_eps: float = Field(1.0, ge=0, le=1)
@@ -152,6 +154,15 @@ class TrainingConfig(_Section):
         "final evaluation then scores the policy that reached it. SB3's StopTrainingOnRewardThreshold. None: "
         "train for total_steps.",
     )
+
+    @model_validator(mode="after")
+    def _stop_needs_evaluations(self) -> TrainingConfig:
+        if self.stop_at_return is not None:
+            if not math.isfinite(self.stop_at_return):
+                raise ValueError(f"stop_at_return must be finite, got {self.stop_at_return}")
+            if self.eval_every == 0:
+                raise ValueError("stop_at_return needs periodic evaluations: set eval_every > 0")
+        return self
 
 
 class ParamBounds(_Section):

@@ -300,7 +300,7 @@ class Trainer:
                     self._emit_eval(result)
                     self._eval_seconds += time.perf_counter() - started
                     threshold = training.stop_at_return
-                    if threshold is not None and result.mean >= threshold:
+                    if threshold is not None and result.mean >= threshold and not self._stop:
                         self.solved_at = self.step  # finish() scores this policy with the final evaluation
             if self._next_checkpoint is not None and self.step >= self._next_checkpoint:
                 self._next_checkpoint = _next_multiple(self.step, training.checkpoint_every)

@@ -62,6 +62,9 @@ def test_set_overrides_reach_the_field(overrides: list[str], expected: tuple[str
         (["self_tuning.bounds.lr={low: 1, high: 0.1}"], "need finite low < high"),
         (["training.total_steps=0"], "training.total_steps"),
         (["agent.net_arch=[]"], "agent.net_arch"),
+        (["agent.lr_decay=cosine"], "agent.lr_decay"),
+        (["training.stop_at_return=475", "training.eval_every=0"], "stop_at_return needs periodic evaluations"),
+        (["training.stop_at_return=nan"], "stop_at_return must be finite"),
     ],
 )
 def test_bad_values_name_the_field(overrides: list[str], message: str) -> None:

@@ -83,6 +83,16 @@ class TrajectoryRecorder(Callback):
         return out
 
 
+def common_resume_step(seeds: list[tuple[int, bool]]) -> int | None:
+    """The step a trial resumes from, given each seed's (checkpointed step, solved); None if they disagree.
+
+    Seeds still training checkpoint together, so they must agree. A seed that reached
+    ``training.stop_at_return`` stopped checkpointing there, so it may be behind the others.
+    """
+    step = max(s for s, _ in seeds)
+    return step if all(s == step for s, solved in seeds if not solved) else None
+
+
 def objective_value(kind: str, history: list[float]) -> float:
     """last, best or area under the curve (the mean of the evaluation curve, equally spaced points)."""
     if kind == "last":
@@ -176,12 +186,16 @@ class TrialObjective:
             if path is not None and path.exists():
                 trainer.resume(path)
                 resumed.append(trainer.step)
-        if len(resumed) != len(trainers) or len(set(resumed)) != 1:  # partial or inconsistent: start over
+        step = (
+            common_resume_step([(t.step, t.solved_at is not None) for t in trainers])
+            if len(resumed) == len(trainers)
+            else None
+        )
+        if step is None:  # partial or inconsistent: start over
             for trainer in trainers:
                 if trainer.resumed_from_step is not None:
                     raise RuntimeError(f"trial {retry_of}: checkpoints of its seeds disagree ({resumed})")
             return
-        step = resumed[0]
         previous = trial.study.get_trials(deepcopy=False)[int(retry_of)]
         for reported_step, value in sorted(previous.intermediate_values.items()):
             if reported_step <= step:
@@ -194,11 +208,12 @@ class TrialObjective:
         wilcoxon = study.pruner.name == "wilcoxon" or (study.pruner.wraps and study.pruner.wraps.name == "wilcoxon")
         history: list[float] = []
         reported = dict(trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values)  # a resume's
+        done = max(trainer.step for trainer in trainers)  # > 0 after a resume (a solved seed may have stopped sooner)
         for trainer in trainers:
             trainer.start()
         try:
             for eval_index, step in enumerate(range(study.eval_every, total, study.eval_every)):
-                if step <= trainers[0].step:  # done before a resume: its value was re-reported
+                if step <= done:  # done before a resume: its value was re-reported
                     history.append(reported.get(step, 0.0))
                     continue
                 for trainer in trainers:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from dqnmap_auto.cli import main
+from dqnmap_auto.tuning.objective import common_resume_step
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
 from tests.tuning.helpers import smoke_spec
@@ -89,6 +90,15 @@ def test_a_seed_that_reaches_stop_at_return_stops_and_keeps_its_score(tmp_path: 
     assert trial.user_attrs["env_steps"] == 1000  # both seeds stopped at their first evaluation, of 1500 steps
     assert sorted(trial.intermediate_values) == [500, 1000, 1500]  # later steps report the solved policy
     assert trial.value == pytest.approx(sum(trial.user_attrs["seed_returns"]) / 2)
+
+
+def test_a_retry_resumes_past_a_seed_that_solved_earlier() -> None:
+    # A solved seed stops checkpointing: it may be behind, while seeds still training must agree.
+    assert common_resume_step([(20000, True), (40000, False)]) == 40000
+    assert common_resume_step([(40000, False), (20000, True), (40000, False)]) == 40000
+    assert common_resume_step([(20000, True), (30000, True)]) == 30000
+    assert common_resume_step([(20000, False), (40000, False)]) is None
+    assert common_resume_step([(40000, True), (20000, False)]) is None  # an unsolved seed behind: inconsistent
 
 
 def test_wilcoxon_gets_one_value_per_seed(tmp_path: Path) -> None:
