@@ -23,7 +23,6 @@ Resumable like the others (one JSONL line per run; ``--report-only``). Usage (fr
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,6 +118,11 @@ def evaluation_at(run: dict[str, Any], step: int) -> float | None:
     return next((value for s, value in run["eval_history"] if s == step), None)
 
 
+def at_line(value: float | None, env: BenchEnv) -> bool:
+    """An evaluation at or above the success line (None: no evaluation at that step)."""
+    return value is not None and value >= env.threshold
+
+
 def periodic_steps(records: Sequence[dict[str, Any]]) -> list[int]:
     return sorted({step for r in records for step, _ in r["eval_history"] if step < r["steps"]})
 
@@ -136,19 +140,18 @@ def stability_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> list[st
         "| arm | " + " | ".join(f"{s // 1000}k" for s in steps) + " | final | reached at least once |",
         "|---" * (len(steps) + 3) + "|",
     ]
-    for arm in ARMS:
-        runs = [r for r in records if r["mode"] == arm]
+    by_arm = {arm: [r for r in records if r["mode"] == arm] for arm in ARMS}
+    for arm, runs in by_arm.items():
         if not runs:
             continue
-        at = [sum((evaluation_at(r, s) or -math.inf) >= env.threshold for r in runs) for s in steps]
+        at = [sum(at_line(evaluation_at(r, s), env) for r in runs) for s in steps]
         at.append(sum(r["success"] for r in runs))
-        reached = sum(any(v >= env.threshold for _, v in r["eval_history"]) for r in runs)
+        reached = sum(any(at_line(v, env) for _, v in r["eval_history"]) for r in runs)
         lines.append(f"| {arm} | " + " | ".join(f"{n}/{len(runs)}" for n in at) + f" | {reached}/{len(runs)} |")
-    solved = {arm: [r["solved_at"] for r in records if r["mode"] == arm and r.get("solved_at")] for arm in ARMS}
-    if any(solved.values()):  # runs with training.stop_at_return: those that reached it stopped there
+    if any(r.get("solved_at") is not None for r in records):  # training.stop_at_return: reaching it stopped them
         lines += ["", "Stopped at the line (`training.stop_at_return`), then scored by the final evaluation:", ""]
-        for arm, steps_at in solved.items():
-            runs = [r for r in records if r["mode"] == arm]
+        for arm, runs in by_arm.items():
+            steps_at = [r["solved_at"] for r in runs if r.get("solved_at") is not None]
             if runs:
                 median = f", median step {statistics.median(steps_at):,.0f}" if steps_at else ""
                 lines.append(f"- {arm}: {len(steps_at)}/{len(runs)}{median}")
@@ -178,6 +181,7 @@ def plot(records: Sequence[dict[str, Any]], env: BenchEnv, path: Path) -> None:
     """Left: every seed's final eval per arm. Right: the mean evaluation curve per arm."""
     plt = pyplot()
     fig, (ax_final, ax_curve) = plt.subplots(1, 2, figsize=(10, 4))
+    steps_evaluated = periodic_steps(records)
     for index, arm in enumerate(ARMS):
         runs = [r for r in records if r["mode"] == arm and r["final_mean"] is not None]
         if not runs:
@@ -186,7 +190,7 @@ def plot(records: Sequence[dict[str, Any]], env: BenchEnv, path: Path) -> None:
         ax_final.scatter(xs, [r["final_mean"] for r in runs], label=arm, alpha=0.8)
         curves: dict[int, list[float]] = {}
         for run in runs:  # periodic evaluations (after a stop: the stopped policy's score), then the final one
-            for step in periodic_steps(records):
+            for step in steps_evaluated:
                 value = evaluation_at(run, step)
                 if value is not None:
                     curves.setdefault(step, []).append(value)
