@@ -38,9 +38,14 @@ def write_config(out: Path, config: TrainConfig) -> None:
     (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
 
 
-def write_results(out: Path, model_state: dict[str, torch.Tensor], final_eval: EvalResult) -> None:
+def write_results(
+    out: Path, model_state: dict[str, torch.Tensor], final_eval: EvalResult, *, solved_at: int | None = None
+) -> None:
+    """``eval.json`` carries ``solved_at`` when ``training.stop_at_return`` ended the run: the final evaluation
+    then scores the policy of that step, not of ``total_steps``."""
     torch.save(model_state, out / "model.pt")
-    (out / "eval.json").write_text(json.dumps(final_eval.to_dict(), indent=2) + "\n", encoding="utf-8")
+    summary = final_eval.to_dict() | ({"solved_at": solved_at} if solved_at is not None else {})
+    (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 def load_model_state(path: str | Path) -> dict[str, torch.Tensor]:

@@ -50,8 +50,20 @@ def test_train_writes_model_metrics_eval_and_config(tmp_path: Path) -> None:
     assert any("hp/gamma" in r for r in records) and any("eval_return" in r for r in records)
     evaluation = json.loads((out / "eval.json").read_text())
     assert {"mean", "std", "returns"} <= set(evaluation) and len(evaluation["returns"]) == 2
+    assert "solved_at" not in evaluation and "stopped at step" not in result.output  # no stop_at_return set
     config = load_train_config(out / "config.yaml")
     assert config.training.seed == 3 and config.training.total_steps == 600 and config.agent.net_arch == [16]
+
+
+def test_a_run_stopped_at_stop_at_return_says_where(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", CARTPOLE, "--out", str(out), *FAST, "--set", "training.stop_at_return=0"]
+    result = CliRunner().invoke(main, args)  # every CartPole return is >= 0: the first evaluation ends the run
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 300 of 600" in result.output
+    assert json.loads((out / "eval.json").read_text())["solved_at"] == 300
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) == 300
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:

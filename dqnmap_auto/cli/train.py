@@ -73,7 +73,7 @@ def train(
         callbacks.append(ProgressBar())  # type: ignore[arg-type]
     trainer = Trainer(config, callbacks, use_schedule=use_schedule)
     result = trainer.run()
-    write_results(out_dir, trainer.agent.q_net.state_dict(), result.final_eval)
+    write_results(out_dir, trainer.agent.q_net.state_dict(), result.final_eval, solved_at=result.solved_at)
     tuned = ", ".join(
         f"{k} {result.initial_hyperparams[k]:.4g} -> {v:.4g}"
         for k, v in result.hyperparams.items()
@@ -83,5 +83,10 @@ def train(
         f"final eval {result.final_eval.mean:.1f} ± {result.final_eval.std:.1f} "
         f"over {len(result.final_eval.returns)} episodes; wrote {out_dir}"
     )
+    if result.solved_at is not None:
+        click.echo(
+            f"stopped at step {result.solved_at} of {config.training.total_steps}: an evaluation reached "
+            f"training.stop_at_return {config.training.stop_at_return:g}"
+        )
     if tuned:
         click.echo(f"self-tuned: {tuned}")

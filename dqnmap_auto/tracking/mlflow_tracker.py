@@ -221,9 +221,11 @@ class TrialRun:
         model: torch.nn.Module | None,
         plots: Sequence[Path] = (),
         obs_example: Any = None,
+        solved_at: Sequence[int | None] = (),
     ) -> None:
         """Upload artifacts (``plots`` are drawn by the caller, which shares them with optuna-dashboard) and set
-        the final status."""
+        the final status. ``solved_at`` (per seed) becomes a tag, so the runs list shows which trials stopped early
+        at ``training.stop_at_return``."""
         self.flush()
         self.log_lines.append(f"outcome: {state.name}" + (f" ({reason})" if reason else ""))
         with tempfile.TemporaryDirectory() as tmp:
@@ -242,6 +244,8 @@ class TrialRun:
         for path in plots:
             self.client.log_artifact(self.run_id, str(path), artifact_path="plots")
         tags = [RunTag("optuna.state", state.name)]
+        if any(step is not None for step in solved_at):
+            tags.append(RunTag("dqnmap.solved_at", ",".join("-" if step is None else str(step) for step in solved_at)))
         if reason:
             tags.append(
                 RunTag("failure_reason" if state == optuna.trial.TrialState.FAIL else "prune_reason", reason[:5000])

@@ -63,7 +63,13 @@ class TrialTracking:
                 # a batch of 2: no export specialisation on the batch size
                 obs = first.replay.sample_observations(2, np.random.default_rng(0)) if len(first.replay) > 1 else None
                 self.run.finish(
-                    state, reason=reason, configs=self.configs, model=first.agent.q_net, plots=plots, obs_example=obs
+                    state,
+                    reason=reason,
+                    configs=self.configs,
+                    model=first.agent.q_net,
+                    plots=plots,
+                    obs_example=obs,
+                    solved_at=[trainer.solved_at for trainer in trainers],
                 )
             if self.settings.artifact_dir is not None:
                 self._publish_note(trial, state, reason, first, plots)

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 from click.testing import CliRunner
 
 from dqnmap_auto.cli import main
+from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri
 from dqnmap_auto.tuning.objective import common_resume_step
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
@@ -90,6 +92,8 @@ def test_a_seed_that_reaches_stop_at_return_stops_and_keeps_its_score(tmp_path: 
     assert trial.user_attrs["env_steps"] == 1000  # both seeds stopped at their first evaluation, of 1500 steps
     assert sorted(trial.intermediate_values) == [500, 1000, 1500]  # later steps report the solved policy
     assert trial.value == pytest.approx(sum(trial.user_attrs["seed_returns"]) / 2)
+    client = mlflow.MlflowClient(default_tracking_uri(tmp_path / "p"))
+    assert client.get_run(trial.user_attrs["mlflow_run_id"]).data.tags["dqnmap.solved_at"] == "500,500"
 
 
 def test_a_retry_resumes_past_a_seed_that_solved_earlier() -> None:
