@@ -36,7 +36,14 @@ class FixedSeedEvalCallback(BaseCallback):
     The evaluation at the budget uses the final evaluator (20 episodes), like the Trainer's final one, and
     ends training there. ``stopped`` tells whether the hook stopped it (pruning). With
     ``training.stop_at_return``, a periodic evaluation that reaches it ends training like the Trainer does:
-    the final evaluator then scores that policy (``solved_at``: the step).
+    the final evaluator then scores that policy (``solved_at``: the step). ``ended_at`` is the step whose
+    evaluation ended training.
+
+    Same policy as the Trainer's at each evaluation: the Trainer trains on a step that completes a
+    ``train_freq`` rollout and then evaluates, while SB3 calls ``on_step`` before that rollout's training phase.
+    An evaluation due on such a step therefore waits for the next rollout's start (or the end of training),
+    when that phase has run. A stop decided there takes effect at the next ``on_step``: SB3 takes one more env
+    step, which neither trains nor changes the reported step.
     """
 
     def __init__(self, config: TrainConfig, *, every: int, hook: EvalHook | None = None) -> None:
@@ -52,12 +59,34 @@ class FixedSeedEvalCallback(BaseCallback):
         self.stopped = False
         self.stop_at = training.stop_at_return
         self.solved_at: int | None = None
+        self.ended_at: int | None = None
+        self.train_freq = 1
+        self._due: int | None = None  # an evaluation waiting for the training phase of its rollout
+        self._halt = False
+
+    def _on_training_start(self) -> None:
+        # The model's own value: a study may sample train_freq (rl-zoo3's space), overriding the config.
+        self.train_freq = max(int(self.model.train_freq.frequency), 1)  # type: ignore[attr-defined]
 
     def _on_step(self) -> bool:
+        if self._halt:
+            return False
         step = self.num_timesteps
         is_final = step >= self.total
         if not is_final and (self.every <= 0 or step % self.every):
             return True
+        if step % self.train_freq == 0:  # SB3 trains on this rollout after on_step: evaluate after that
+            self._due = step
+            return True  # at the budget, learn() trains and then ends: _on_training_end evaluates
+        return self._evaluate(step, is_final)  # mid-rollout: no training phase in between
+
+    def _on_rollout_start(self) -> None:
+        if self._due is not None:
+            step, self._due = self._due, None
+            self._halt = not self._evaluate(step, step >= self.total)
+
+    def _evaluate(self, step: int, is_final: bool) -> bool:
+        """Evaluate the current policy as of ``step``; False ends training."""
         result = (self.final_evaluator if is_final else self.evaluator)(greedy_policy(self.model))
         self.history.append((step, result.mean))
         if is_final:
@@ -68,14 +97,21 @@ class FixedSeedEvalCallback(BaseCallback):
             self.solved_at = step
             self.final = self.final_evaluator(greedy_policy(self.model))
             self.history.append((step, self.final.mean))
-            return False
+            keep_going = False
+        if not keep_going or is_final:
+            self.ended_at = step
         # SB3 collects whole train_freq rollouts and could overshoot the budget: stop exactly at it, after the
         # same number of training phases as the Trainer, and with the model that was just evaluated.
         return keep_going and not is_final
 
     def _on_training_end(self) -> None:
-        self.evaluator.close()
-        self.final_evaluator.close()
+        try:
+            if self._due is not None:  # the budget ended a rollout: its training phase has run
+                step, self._due = self._due, None
+                self._evaluate(step, step >= self.total)
+        finally:
+            self.evaluator.close()
+            self.final_evaluator.close()
 
 
 def train_sb3(
@@ -103,7 +139,7 @@ def train_sb3(
     result = outcome(
         config,
         final=callback.final,
-        steps=int(model.num_timesteps),
+        steps=callback.ended_at if callback.ended_at is not None else int(model.num_timesteps),
         seconds=time.perf_counter() - started,
         hp_initial=hp,
         hp_final=hp,
