@@ -93,6 +93,20 @@ def common_resume_step(seeds: list[tuple[int, bool]]) -> int | None:
     return step if all(s == step for s, solved in seeds if not solved) else None
 
 
+def report_step(key: int, *, eval_every: int, n_seeds: int, per_seed: bool) -> int:
+    """The env step of an intermediate value's key: Wilcoxon's per-seed keys count evaluations, not steps."""
+    return (key // n_seeds + 1) * eval_every if per_seed else key
+
+
+def reported_means(values: dict[int, float], *, eval_every: int, n_seeds: int, per_seed: bool) -> dict[int, float]:
+    """A trial's intermediate values as {env step: mean over seeds}, whichever way they were reported."""
+    by_step: dict[int, list[float]] = {}
+    for key, value in values.items():
+        step = report_step(key, eval_every=eval_every, n_seeds=n_seeds, per_seed=per_seed)
+        by_step.setdefault(step, []).append(value)
+    return {step: sum(seeds) / len(seeds) for step, seeds in by_step.items()}
+
+
 def objective_value(kind: str, history: list[float]) -> float:
     """last, best or area under the curve (the mean of the evaluation curve, equally spaced points)."""
     if kind == "last":
@@ -197,17 +211,29 @@ class TrialObjective:
                     raise RuntimeError(f"trial {retry_of}: checkpoints of its seeds disagree ({resumed})")
             return
         previous = trial.study.get_trials(deepcopy=False)[int(retry_of)]
-        for reported_step, value in sorted(previous.intermediate_values.items()):
-            if reported_step <= step:
-                trial.report(value, reported_step)
+        eval_every, per_seed = self.spec.study.eval_every, self._per_seed
+        for key, value in sorted(previous.intermediate_values.items()):
+            if report_step(key, eval_every=eval_every, n_seeds=len(trainers), per_seed=per_seed) <= step:
+                trial.report(value, key)
         trial.set_user_attr("resumed_from_step", step)
+
+    @property
+    def _per_seed(self) -> bool:
+        """Whether each seed reports its own value (the Wilcoxon pruner, alone or wrapped)."""
+        pruner = self.spec.study.pruner
+        return pruner.name == "wilcoxon" or bool(pruner.wraps and pruner.wraps.name == "wilcoxon")
 
     def _run(self, trial: optuna.Trial, trainers: list[Trainer], recorder: TrajectoryRecorder) -> float:
         study = self.spec.study
         total = trainers[0].config.training.total_steps
-        wilcoxon = study.pruner.name == "wilcoxon" or (study.pruner.wraps and study.pruner.wraps.name == "wilcoxon")
+        wilcoxon = self._per_seed
         history: list[float] = []
-        reported = dict(trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values)  # a resume's
+        reported = reported_means(  # a resume's re-reported values, by env step
+            dict(trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values),
+            eval_every=study.eval_every,
+            n_seeds=len(trainers),
+            per_seed=wilcoxon,
+        )
         done = max(trainer.step for trainer in trainers)  # > 0 after a resume (a solved seed may have stopped sooner)
         for trainer in trainers:
             trainer.start()
