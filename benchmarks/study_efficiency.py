@@ -24,6 +24,8 @@ continues where it stopped, a finished one is one JSONL line. Usage (from the re
     PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2               # 9 studies x 20 trials
     PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --no-enqueue  # without the warm start
     PYTHONPATH=. python benchmarks/study_efficiency.py --quick --workers 2       # 3 studies x 6 trials x 5k
+    # stop a trial's run once an evaluation reaches 475 (all three arms, SB3's trials included)
+    PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --set training.stop_at_return=475 --tag stop
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class ZooObjective:
     def __init__(self, job: StudyJob) -> None:
         every = job.size.steps // job.size.n_evaluations
         self.config = bench_config(
-            ENV, steps=job.size.steps, seed=job.seed, overrides=[*FIXED, f"training.eval_every={every}"]
+            ENV, steps=job.size.steps, seed=job.seed, overrides=[*FIXED, *job.extra, f"training.eval_every={every}"]
         )
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -303,7 +305,10 @@ def make_tasks(size: StudySize, *, workdir: Path, enqueue: bool, extra: Sequence
     tasks = []
     for rep in range(size.reps):
         for arm in ARMS:
-            job = StudyJob(arm, rep, size, workdir, enqueue, tuple(extra) if arm != "zoo" else ())
+            # --set changes dqnmap-auto's studies only, except the protocol (training.*, e.g.
+            # training.stop_at_return), which the rl-zoo3-style study's SB3 trials follow too
+            protocol = tuple(o for o in extra if o.startswith("training.")) if arm == "zoo" else tuple(extra)
+            job = StudyJob(arm, rep, size, workdir, enqueue, protocol)
             key = f"{arm}|rep={rep}|trials={size.trials}|steps={size.steps}|enqueue={enqueue}"
             fields = {"arm": arm, "rep": rep, "seed": job.seed, "trials_per_study": size.trials, "steps": size.steps}
             tasks.append(Task(key, {**fields, "enqueue": enqueue}, run_job, job, label=key))
