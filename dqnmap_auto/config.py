@@ -144,7 +144,12 @@ class TrainingConfig(_Section):
     final_eval_episodes: int = Field(20, ge=1, description="Greedy episodes of the final evaluation.")
     log_every: int = Field(1000, ge=1, description="Env steps between training records (loss, hp/*, sps).")
     torch_threads: int = Field(1, ge=1, description="torch intra-op threads (1 is fastest for small MLPs).")
-    checkpoint_every: int = Field(0, ge=0, description="Env steps between checkpoints (0: none; studies set it).")
+    checkpoint_every: int = Field(
+        0,
+        ge=0,
+        description="Env steps between checkpoints (0: none; a study's trials checkpoint their seeds together at "
+        "study.checkpoint_every instead).",
+    )
     checkpoint_replay: int | None = Field(
         None, ge=0, description="Newest replay transitions kept in a checkpoint (None: all)."
     )

@@ -26,6 +26,7 @@ from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.errors import ConfigError, DivergenceError
 from dqnmap_auto.trainer import Trainer, TrainResult
 from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR, Heartbeat, has_native_heartbeat
+from dqnmap_auto.tuning.seeds import advance_together, load_consistent, value_at
 from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
 
@@ -83,30 +84,6 @@ class TrajectoryRecorder(Callback):
         return out
 
 
-def common_resume_step(seeds: list[tuple[int, bool]]) -> int | None:
-    """The step a trial resumes from, given each seed's (checkpointed step, solved); None if they disagree.
-
-    Seeds still training checkpoint together, so they must agree. A seed that reached
-    ``training.stop_at_return`` stopped checkpointing there, so it may be behind the others.
-    """
-    step = max(s for s, _ in seeds)
-    return step if all(s == step for s, solved in seeds if not solved) else None
-
-
-def report_step(key: int, *, eval_every: int, n_seeds: int, per_seed: bool) -> int:
-    """The env step of an intermediate value's key: Wilcoxon's per-seed keys count evaluations, not steps."""
-    return (key // n_seeds + 1) * eval_every if per_seed else key
-
-
-def reported_means(values: dict[int, float], *, eval_every: int, n_seeds: int, per_seed: bool) -> dict[int, float]:
-    """A trial's intermediate values as {env step: mean over seeds}, whichever way they were reported."""
-    by_step: dict[int, list[float]] = {}
-    for key, value in values.items():
-        step = report_step(key, eval_every=eval_every, n_seeds=n_seeds, per_seed=per_seed)
-        by_step.setdefault(step, []).append(value)
-    return {step: sum(seeds) / len(seeds) for step, seeds in by_step.items()}
-
-
 def objective_value(kind: str, history: list[float]) -> float:
     """last, best or area under the curve (the mean of the evaluation curve, equally spaced points)."""
     if kind == "last":
@@ -162,11 +139,6 @@ class TrialObjective:
             callbacks: list[Callback] = [recorder] if index == 0 else []
             if observer is not None:
                 callbacks.append(observer.seed_callback(index, config))
-            if self.checkpoint_dir is not None:
-                every = self.spec.study.checkpoint_every or self.spec.study.eval_every
-                config = config.model_copy(
-                    update={"training": config.training.model_copy(update={"checkpoint_every": every})}
-                )
             trainers.append(Trainer(config, callbacks, checkpoint_path=self.checkpoint_path(trial.number, index)))
         self._resume_retry(trial, trainers)
         state, reason = TrialState.FAIL, None
@@ -190,32 +162,25 @@ class TrialObjective:
                 shutil.rmtree(self.checkpoint_dir / f"trial-{trial.number}", ignore_errors=True)
 
     def _resume_retry(self, trial: optuna.Trial, trainers: list[Trainer]) -> None:
-        """A retry of a dead trial resumes from its latest checkpoints and re-reports its earlier values."""
+        """A retry of a dead trial resumes its seeds from their latest checkpoints, when they agree on a step;
+        otherwise it starts over (``resume_skipped`` says why). Its earlier values are reported again by
+        :meth:`_run`, from the evaluations the checkpoints hold."""
         retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
         if retry_of is None:
             return
-        resumed = []
-        for index, trainer in enumerate(trainers):
-            path = self.checkpoint_path(int(retry_of), index)
-            if path is not None and path.exists():
-                trainer.resume(path)
-                resumed.append(trainer.step)
-        step = (
-            common_resume_step([(t.step, t.solved_at is not None) for t in trainers])
-            if len(resumed) == len(trainers)
-            else None
-        )
-        if step is None:  # partial or inconsistent: start over
-            for trainer in trainers:
-                if trainer.resumed_from_step is not None:
-                    raise RuntimeError(f"trial {retry_of}: checkpoints of its seeds disagree ({resumed})")
+        states, found = load_consistent([self.checkpoint_path(int(retry_of), i) for i in range(len(trainers))])
+        if states is None:
+            trial.set_user_attr("resume_skipped", found)
             return
-        previous = trial.study.get_trials(deepcopy=False)[int(retry_of)]
-        eval_every, per_seed = self.spec.study.eval_every, self._per_seed
-        for key, value in sorted(previous.intermediate_values.items()):
-            if report_step(key, eval_every=eval_every, n_seeds=len(trainers), per_seed=per_seed) <= step:
-                trial.report(value, key)
-        trial.set_user_attr("resumed_from_step", step)
+        for trainer, state in zip(trainers, states, strict=True):
+            trainer.load_state_dict(state)
+        trial.set_user_attr("resumed_from_step", max(trainer.step for trainer in trainers))
+
+    @property
+    def _checkpoint_every(self) -> int | None:
+        if self.checkpoint_dir is None:
+            return None
+        return self.spec.study.checkpoint_every or self.spec.study.eval_every
 
     @property
     def _per_seed(self) -> bool:
@@ -228,37 +193,33 @@ class TrialObjective:
         total = trainers[0].config.training.total_steps
         wilcoxon = self._per_seed
         history: list[float] = []
-        reported = reported_means(  # a resume's re-reported values, by env step
-            dict(trial.study.get_trials(deepcopy=False)[trial.number].intermediate_values),
-            eval_every=study.eval_every,
-            n_seeds=len(trainers),
-            per_seed=wilcoxon,
-        )
         done = max(trainer.step for trainer in trainers)  # > 0 after a resume (a solved seed may have stopped sooner)
+        saved = {index: trainer.step for index, trainer in enumerate(trainers) if trainer.step}  # resumed from
         for trainer in trainers:
             trainer.start()
         try:
             for eval_index, step in enumerate(range(study.eval_every, total, study.eval_every)):
-                if step <= done:  # done before a resume: its value was re-reported
-                    history.append(reported.get(step, 0.0))
-                    continue
-                for trainer in trainers:
-                    trainer.train_until(step)
-                returns = [t.last_eval.mean for t in trainers if t.last_eval is not None]
-                history.append(sum(returns) / len(returns))
+                resumed = step <= done  # evaluated before the resume: its values come from the checkpoints
+                if not resumed:
+                    advance_together(trainers, step, checkpoint_every=self._checkpoint_every, saved=saved)
+                values = [value_at(t.eval_history, step, study.eval_every) for t in trainers]
+                returns = [v for v in values if v is not None]
+                history.append(sum(returns) / len(returns) if returns else math.nan)
                 if wilcoxon:
-                    for seed_index, value in enumerate(returns):
-                        trial.report(value, eval_index * len(trainers) + seed_index)
+                    for seed_index, value in enumerate(values):
+                        if value is not None:
+                            trial.report(value, eval_index * len(trainers) + seed_index)
                 else:
                     trial.report(history[-1], step)
+                if resumed:
+                    continue
                 if trial.should_prune():
                     trial.set_user_attr("pruned_at_step", step)
                     for trainer in trainers:
                         trainer.stop()
                     self._store_outcome(trial, trainers, [t.finish() for t in trainers], recorder)
                     raise optuna.TrialPruned(f"pruned at step {step} with eval {history[-1]:.2f}")
-            for trainer in trainers:
-                trainer.train_until(total)
+            advance_together(trainers, total, checkpoint_every=self._checkpoint_every, saved=saved)
             results = [trainer.finish() for trainer in trainers]
         except DivergenceError as error:
             trial.set_user_attr("diverged", error.reason)

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from dqnmap_auto.cli import main
 from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri
-from dqnmap_auto.tuning.objective import common_resume_step, report_step, reported_means
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
 from tests.tuning.helpers import smoke_spec
@@ -96,30 +95,10 @@ def test_a_seed_that_reaches_stop_at_return_stops_and_keeps_its_score(tmp_path: 
     assert client.get_run(trial.user_attrs["mlflow_run_id"]).data.tags["dqnmap.solved_at"] == "500,500"
 
 
-def test_a_retry_resumes_past_a_seed_that_solved_earlier() -> None:
-    # A solved seed stops checkpointing: it may be behind, while seeds still training must agree.
-    assert common_resume_step([(20000, True), (40000, False)]) == 40000
-    assert common_resume_step([(40000, False), (20000, True), (40000, False)]) == 40000
-    assert common_resume_step([(20000, True), (30000, True)]) == 30000
-    assert common_resume_step([(20000, False), (40000, False)]) is None
-    assert common_resume_step([(40000, True), (20000, False)]) is None  # an unsolved seed behind: inconsistent
-
-
 def test_wilcoxon_gets_one_value_per_seed(tmp_path: Path) -> None:
     spec = smoke_spec(tmp_path, n_trials=1, seeds=2, pruner={"name": "wilcoxon", "args": {"p_threshold": 0.1}})
     (trial,) = run(spec, tmp_path / "p").get_trials()
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3, 4, 5]  # 3 evaluations x 2 seeds
-
-
-def test_a_resume_maps_wilcoxon_keys_to_env_steps() -> None:
-    # 2 seeds, evaluations every 500 steps: keys 0,1 are step 500, keys 2,3 step 1000, keys 4,5 step 1500.
-    values = {0: 10.0, 1: 20.0, 2: 30.0, 3: 50.0, 4: 60.0, 5: 80.0}
-    layout = {"eval_every": 500, "n_seeds": 2}
-    assert reported_means(values, **layout, per_seed=True) == {500: 15.0, 1000: 40.0, 1500: 70.0}
-    resumed_at = 1000  # a retry re-reports what its checkpoint covers, and no later evaluation
-    assert [k for k in values if report_step(k, **layout, per_seed=True) <= resumed_at] == [0, 1, 2, 3]
-    by_step = {500: 1.0, 1000: 2.0, 1500: 3.0}  # the other pruners report the mean at the env step
-    assert reported_means(by_step, **layout, per_seed=False) == by_step
 
 
 def test_running_again_continues_the_study(tmp_path: Path) -> None:
