@@ -105,13 +105,14 @@ class FixedSeedEvalCallback(BaseCallback):
         return keep_going and not is_final
 
     def _on_training_end(self) -> None:
-        try:
-            if self._due is not None:  # the budget ended a rollout: its training phase has run
-                step, self._due = self._due, None
-                self._evaluate(step, step >= self.total)
-        finally:
-            self.evaluator.close()
-            self.final_evaluator.close()
+        if self._due is not None:  # the budget ended a rollout: its training phase has run
+            step, self._due = self._due, None
+            self._evaluate(step, step >= self.total)
+
+    def close(self) -> None:
+        """Release the evaluation envs (also when training raised, e.g. NaN losses in a study's trial)."""
+        self.evaluator.close()
+        self.final_evaluator.close()
 
 
 def train_sb3(
@@ -130,6 +131,7 @@ def train_sb3(
         model.learn(total_timesteps=config.training.total_steps, callback=callback)
     finally:
         env.close()
+        callback.close()
     hp = {
         "lr": float(arguments["learning_rate"]),
         "gamma": float(arguments["gamma"]),

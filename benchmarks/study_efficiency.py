@@ -71,6 +71,8 @@ ARMS = {
 ZOO_TPE_STARTUP = 10  # rl-zoo3's --n-startup-trials default
 ZOO_PRUNER_STARTUP = 5
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Set by the study size for every arm (dqnmap-auto's studies override them): refused in --set.
+STUDY_OWNED = ("training.total_steps", "training.eval_every", "training.eval_episodes", "training.seed")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -441,6 +443,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps per trial [50k; quick: 5k]")
     parser.add_argument("--no-enqueue", action="store_true", help="(b), (c) without the spec's enqueued trial")
     args = parser.parse_args()
+    owned = [o for o in args.overrides if o.split("=", 1)[0].strip() in STUDY_OWNED]
+    if owned:  # the studies set these from the size: a --set would change arm (a) only
+        parser.error(f"--set {owned[0]}: the study size sets it (use --steps, --quick)")
     size = SIZES[args.quick]
     size = StudySize(args.trials or size.trials, args.steps or size.steps, size.n_evaluations, args.reps or size.reps)
     enqueue = not args.no_enqueue
