@@ -46,7 +46,7 @@ class TrainResult:
     eval_history: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _next_multiple(step: int, every: int) -> int:
+def next_multiple(step: int, every: int) -> int:
     """The first multiple of ``every`` strictly after ``step``."""
     return (step // every + 1) * every
 
@@ -247,10 +247,10 @@ class Trainer:
         self._loss_sum = torch.zeros((), device=self.device)
         self._q_sum = torch.zeros((), device=self.device)
         self._n_updates = 0
-        self._next_log = _next_multiple(self.step, training.log_every)
-        self._next_eval = _next_multiple(self.step, training.eval_every) if training.eval_every > 0 else None
+        self._next_log = next_multiple(self.step, training.log_every)
+        self._next_eval = next_multiple(self.step, training.eval_every) if training.eval_every > 0 else None
         every = training.checkpoint_every
-        self._next_checkpoint = _next_multiple(self.step, every) if every and self.checkpoint_path else None
+        self._next_checkpoint = next_multiple(self.step, every) if every and self.checkpoint_path else None
         self._last_time, self._last_step, self._eval_seconds = time.perf_counter(), self.step, 0.0
 
     @property
@@ -303,7 +303,7 @@ class Trainer:
                     if threshold is not None and result.mean >= threshold and not self._stop:
                         self.solved_at = self.step  # finish() scores this policy with the final evaluation
             if self._next_checkpoint is not None and self.step >= self._next_checkpoint:
-                self._next_checkpoint = _next_multiple(self.step, training.checkpoint_every)
+                self._next_checkpoint = next_multiple(self.step, training.checkpoint_every)
                 self.save_checkpoint()
 
     def _check_bounds(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnmap_auto.checkpoint import load as load_checkpoint
-from dqnmap_auto.trainer import Trainer
+from dqnmap_auto.trainer import Trainer, next_multiple
 
 
 def common_resume_step(seeds: list[tuple[int, bool]]) -> int | None:
@@ -35,7 +35,7 @@ def advance_together(
     ends = [step]
     if checkpoint_every is not None:
         start = max(trainer.step for trainer in trainers)  # seeds still training share it; solved ones are behind
-        first = (start // checkpoint_every + 1) * checkpoint_every
+        first = next_multiple(start, checkpoint_every)
         ends = sorted({*range(first, step, checkpoint_every), step})
     for end in ends:
         for trainer in trainers:
