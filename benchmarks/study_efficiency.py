@@ -16,16 +16,20 @@ wall time (sum of trial durations). Goal: (c) needs at most 1/3 of the env steps
 
 Fairness note, printed in the report too: (a) searches rl-zoo3's whole DQN space from scratch, while the
 shipped spec searches a narrow space around rl-zoo3's tuned CartPole row and enqueues that row as its first
-trial; ``--no-enqueue`` drops the warm start (its own output files).
+trial; ``--no-enqueue`` drops the warm start. Both variants share one log (per ``--tag``) and (a)'s studies,
+which have no warm start to drop, so a ``--no-enqueue`` run after the default one runs only (b) and (c); each
+variant gets its own report (``*-cold.md``).
 
 Resumable: each study lives in a journal under ``results/<name>.tmp/`` (ignored by git); a killed study
 continues where it stopped, a finished one is one JSONL line. Usage (from the repo root)::
 
     PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2               # 9 studies x 20 trials
-    PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --no-enqueue  # without the warm start
+    PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --no-enqueue  # (b), (c) without the warm start
+    PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --arms self   # run only some arms
     PYTHONPATH=. python benchmarks/study_efficiency.py --quick --workers 2       # 3 studies x 6 trials x 5k
     # stop a trial's run once an evaluation reaches 475 (all three arms, SB3's trials included)
     PYTHONPATH=. python benchmarks/study_efficiency.py --workers 2 --set training.stop_at_return=475 --tag stop
+    #   ... and the same without the warm start: add --no-enqueue
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from _common import (
     FIXED,
     ResultLog,
     Task,
+    add_arms_arg,
     add_common_args,
     bench_config,
+    chosen_arms,
     cpu_estimate_lines,
     pyplot,
     report_header,
@@ -104,7 +110,10 @@ class StudyJob:
 
     @property
     def name(self) -> str:
-        return f"{self.arm}-rep{self.rep}"
+        """The study's name, and its journal's: the rl-zoo3-style study is the same with or without the warm
+        start (it has none), so ``--no-enqueue`` reuses it; (b) and (c) without it are other studies."""
+        cold = "" if self.enqueue or self.arm == "zoo" else "-cold"
+        return f"{self.arm}-rep{self.rep}{cold}"
 
 
 # -- (a) the rl-zoo3-style study ---------------------------------------------------------------------------
@@ -311,9 +320,11 @@ def make_tasks(size: StudySize, *, workdir: Path, enqueue: bool, extra: Sequence
             # training.stop_at_return), which the rl-zoo3-style study's SB3 trials follow too
             protocol = tuple(o for o in extra if o.startswith("training.")) if arm == "zoo" else tuple(extra)
             job = StudyJob(arm, rep, size, workdir, enqueue, protocol)
-            key = f"{arm}|rep={rep}|trials={size.trials}|steps={size.steps}|enqueue={enqueue}"
+            key = f"{arm}|rep={rep}|trials={size.trials}|steps={size.steps}"
             fields = {"arm": arm, "rep": rep, "seed": job.seed, "trials_per_study": size.trials, "steps": size.steps}
-            tasks.append(Task(key, {**fields, "enqueue": enqueue}, run_job, job, label=key))
+            if arm != "zoo":  # (a) has no warm start: one study serves both variants
+                key, fields = f"{key}|enqueue={enqueue}", {**fields, "enqueue": enqueue}
+            tasks.append(Task(key, fields, run_job, job, label=key))
     return tasks
 
 
@@ -442,24 +453,28 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials per study [20; quick: 6]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per trial [50k; quick: 5k]")
     parser.add_argument("--no-enqueue", action="store_true", help="(b), (c) without the spec's enqueued trial")
+    add_arms_arg(parser, tuple(ARMS))
     args = parser.parse_args()
+    arms = chosen_arms(parser, args.arms, tuple(ARMS))
     owned = [o for o in args.overrides if o.split("=", 1)[0].strip() in STUDY_OWNED]
     if owned:  # the studies set these from the size: a --set would change arm (a) only
         parser.error(f"--set {owned[0]}: the study size sets it (use --steps, --quick)")
     size = SIZES[args.quick]
     size = StudySize(args.trials or size.trials, args.steps or size.steps, size.n_evaluations, args.reps or size.reps)
     enqueue = not args.no_enqueue
-    name = results_name(
-        "study-efficiency", env="cartpole", quick=args.quick, tag=args.tag or ("" if enqueue else "cold")
-    )
+    # One log (and journal folder) per protocol holds both variants: their (a) studies are the same ones.
+    name = results_name("study-efficiency", env="cartpole", quick=args.quick, tag=args.tag)
+    variant = "-".join(part for part in (args.tag, "" if enqueue else "cold") if part)
+    report = results_name("study-efficiency", env="cartpole", quick=args.quick, tag=variant)
     log = ResultLog(args.out / f"{name}.jsonl")
     tasks = make_tasks(size, workdir=args.out / f"{name}.tmp", enqueue=enqueue, extra=args.overrides)
     if not args.report_only:
-        run_tasks(tasks, log, workers=args.workers)
+        run_tasks([task for task in tasks if task.fields["arm"] in arms], log, workers=args.workers)
     keys = {task.key for task in tasks}
     records = [r for r in log.records() if r["key"] in keys]
     write_report(
-        args.out / f"{name}.md", build_report(records, size, enqueue=enqueue, name=name, out=args.out, quick=args.quick)
+        args.out / f"{report}.md",
+        build_report(records, size, enqueue=enqueue, name=report, out=args.out, quick=args.quick),
     )
 
 
