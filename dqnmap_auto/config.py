@@ -18,6 +18,9 @@ from dqnmap_auto.errors import ConfigError
 
 #: Hyperparameters the self-tuning engine knows how to tune.
 TUNABLE_PARAMS: tuple[str, ...] = ("lr", "gamma", "huber_delta", "tau")
+#: Default ``self_tuning.reference``: the meta loss's gamma and Huber delta, and the hd rule's anchor lr (Adam's
+#: default step size, Kingma & Ba 2015).
+REFERENCE_VALUES: dict[str, float] = {"gamma": 0.99, "huber_delta": 1.0, "lr": 1e-3}
 #: Keys of a YAML file that belong to the study spec, not to the train config.
 STUDY_KEYS: tuple[str, ...] = ("study",)
 
@@ -211,6 +214,13 @@ class SelfTuningConfig(_Section):
         description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it (0: plain hd, "
         "which shrinks lr at any noise floor).",
     )
+    hd_lr_pull: float = Field(
+        1e-3,
+        ge=0,
+        lt=1,
+        description="hd rule: per update, log lr also moves this fraction of the way to log reference.lr; settles "
+        "lr where the cosine barely depends on it (0: no pull).",
+    )
     hd_max_step_ratio: float | None = Field(
         0.1,
         gt=0,
@@ -241,8 +251,9 @@ class SelfTuningConfig(_Section):
         "and tau); null: only the bounds apply.",
     )
     reference: dict[str, float] = Field(
-        default_factory=lambda: {"gamma": 0.99, "huber_delta": 1.0},
-        description="Fixed values used by the outer (meta) loss, so tuned values cannot collapse.",
+        default_factory=lambda: dict(REFERENCE_VALUES),
+        description="Fixed values that anchor self-tuning: gamma and huber_delta in the outer (meta) loss, so tuned "
+        "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads.",
     )
 
     @field_validator("params", mode="before")
@@ -279,11 +290,11 @@ class SelfTuningConfig(_Section):
     @field_validator("reference")
     @classmethod
     def _known_references(cls, reference: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(reference) - {"gamma", "huber_delta"})
+        unknown = sorted(set(reference) - set(REFERENCE_VALUES))
         if unknown:
-            raise ValueError(f"reference values exist for gamma and huber_delta only, got {unknown}")
-        merged = {"gamma": 0.99, "huber_delta": 1.0} | reference
-        if not 0 < merged["gamma"] < 1 or merged["huber_delta"] <= 0:
+            raise ValueError(f"reference values exist for {list(REFERENCE_VALUES)} only, got {unknown}")
+        merged = REFERENCE_VALUES | reference
+        if not 0 < merged["gamma"] < 1 or merged["huber_delta"] <= 0 or merged["lr"] <= 0:
             raise ValueError(f"reference values out of range: {merged}")
         return merged
 

@@ -43,6 +43,8 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         beta=tuning.hd_lr,
         interval=tuning.hd_interval,
         target_cos=tuning.hd_target_cos,
+        pull=tuning.hd_lr_pull,
+        reference=tuning.reference["lr"],
         max_step_ratio=tuning.hd_max_step_ratio,
     )
     if tuning.mode == "hd":

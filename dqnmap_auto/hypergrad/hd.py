@@ -21,6 +21,19 @@ point asks for steps at a fixed fraction of the stability edge instead (lr*h ~ 2
 updates are aligned, shrinks while they oscillate, and settles where they are mildly anti-correlated. Because
 the measured cosine drifts lower as training converges, the rule also anneals lr late in a run.
 
+Between those extremes the cosine hardly depends on lr, so the set point cannot place lr there. Measured
+with lr held fixed (``benchmarks/hd_cosine.py``), on Acrobot the late-training cosine is -0.034 at lr 1e-4,
+-0.038 at rl-zoo3's 6.3e-4, -0.036 at 3e-3 and -0.044 at 1e-2, each within about 0.006 of noise: everywhere
+slightly above c*, so lr crept upward through the whole range until the agent broke (lr 0.02..0.06 at the
+end of most failed robustness runs). Hence a pull (``hd_lr_pull``, default 1e-3 per update) of log lr towards
+``reference.lr`` (default 1e-3, Adam's default step size; a spec with a known good lr sets it there):
+
+    z <- z + beta * (cos - c*) - pull * (z - log reference_lr)
+
+Where the cosine says little, the pull decides: the equilibrium sits where beta |cos - c*| = pull |z - z_ref|,
+so with pull 1e-3 a persistent bias of 0.01 holds lr within a factor e of the reference. Where it says much
+(cos +0.2 at lr 1e-5, -0.2 at 0.1) the cosine term is several times the pull, and both point the same way.
+
 The rule rests on a first-order model of the loss along the step, which only holds while a step is small next
 to the weights. So a recorded step that moved the weights by more than ``max_step_ratio`` of their norm
 (||lr u|| / ||theta||, the trust ratio of LARS, You et al. 2017) is undone, and lr is cut at once by the
@@ -50,12 +63,14 @@ from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
 @dataclass(frozen=True)
 class HDSettings:
-    """The rule's knobs (``self_tuning.hd_lr``, ``hd_interval``, ``hd_target_cos``, ``hd_max_step_ratio``),
-    with the config's defaults."""
+    """The rule's knobs (``self_tuning.hd_lr``, ``hd_interval``, ``hd_target_cos``, ``hd_lr_pull``,
+    ``reference.lr``, ``hd_max_step_ratio``), with the config's defaults."""
 
     beta: float = 0.1
     interval: int = 8
     target_cos: float = -0.05
+    pull: float = 1e-3
+    reference: float = 1e-3
     max_step_ratio: float | None = 0.1
 
 
@@ -63,7 +78,8 @@ class LearningRateRule:
     """The hd rule on the ``lr`` entry of ``space.z``; used by hd mode, and by meta mode for lr.
 
     ``settings``: beta is the step on log lr per update, times (cosine - target_cos); interval the gradient
-    steps between two updates; target_cos the set point c* (see the module docstring). ``on_change``: called
+    steps between two updates; target_cos the set point c*; pull the fraction of the way to log reference
+    per update (see the module docstring). ``on_change``: called
     after z changed, so the owner re-reads the values (and hands lr to the optimizer).
     """
 
@@ -102,9 +118,11 @@ class LearningRateRule:
         self.last_hypergrad = hypergrad_z  # dL/dz = -lr g.u = -g.(lr u)
         self.space.last_hypergrad["lr"] = hypergrad_z
         self._cosines = (self._cosines[0] + cosine, self._cosines[1] + 1)
-        change = self.settings.beta * (cosine - self.settings.target_cos)
+        settings = self.settings
         with torch.no_grad():
-            self.space.z[self.index] += change
+            z = self.space.z[self.index]
+            pulled = settings.pull * (z - math.log(settings.reference))  # a tensor: no host sync
+            z += settings.beta * (cosine - settings.target_cos) - pulled
         self.space.clamp_()
         self.on_change()  # lr read back from z (its dtype), as a checkpoint restore will read it
 

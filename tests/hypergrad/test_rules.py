@@ -17,12 +17,19 @@ from tests.conftest import random_batch
 from tests.hypergrad.test_finite_differences import make_config, warmed_up_agent
 
 
-def rule_after_one_update(previous_step: list[torch.Tensor], grads: list[torch.Tensor], target_cos: float) -> float:
+def rule_after_one_update(
+    previous_step: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    target_cos: float,
+    *,
+    pull: float = 0.0,
+    reference: float = 1e-3,
+) -> float:
     """log lr after one hd update with this recorded step and these gradients (lr starts at 1e-3)."""
     config = make_config()
     agent = warmed_up_agent(config, np.random.default_rng(0))
     space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos)
+    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos, pull=pull, reference=reference)
     rule = LearningRateRule(space, agent, settings, on_change=lambda: None)
     rule._previous_step = previous_step
     rule._on_gradients(grads)
@@ -60,6 +67,33 @@ def test_hd_set_point_holds_lr_where_the_cosine_equals_it() -> None:
     grad = cosine * flat_step / flat_step.norm() + math.sqrt(1 - cosine**2) * orthogonal / orthogonal.norm()
     assert rule_after_one_update(step, shaped_like(agent.params, grad), -0.05) == pytest.approx(math.log(1e-3))
     assert rule_after_one_update(step, shaped_like(agent.params, grad), 0.0) < math.log(1e-3) - 0.02
+
+
+@pytest.mark.parametrize("reference", [1e-4, 1e-3, 3e-2])
+def test_hd_pull_moves_log_lr_a_fraction_of_the_way_to_the_reference(reference: float) -> None:
+    """Where the cosine sits at the set point (no information about lr), the pull alone moves lr: by the
+    fraction ``pull`` of the log distance to ``reference.lr``, from either side; at the reference it holds."""
+    agent = warmed_up_agent(make_config(), np.random.default_rng(0))
+    n = sum(p.numel() for p in agent.params)
+    generator = torch.Generator().manual_seed(2)
+    step = torch.randn(n, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, generator=generator, dtype=torch.float64)
+    noise -= (noise @ step) / (step @ step) * step
+    cosine = -0.05
+    grad = cosine * step / step.norm() + math.sqrt(1 - cosine**2) * noise / noise.norm()
+    z = rule_after_one_update(
+        shaped_like(agent.params, step), shaped_like(agent.params, grad), cosine, pull=0.25, reference=reference
+    )
+    start = math.log(1e-3)
+    assert z - start == pytest.approx(0.25 * (math.log(reference) - start), abs=1e-9)
+
+
+def test_hd_pull_is_built_from_the_config() -> None:
+    config = make_config(self_tuning__mode="hd", self_tuning__params=["lr"], self_tuning__hd_lr_pull=0.002)
+    config.self_tuning.reference = {"lr": 5e-4}
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert (tuner.rule.settings.pull, tuner.rule.settings.reference) == (0.002, 5e-4)
+    assert config.self_tuning.reference == {"gamma": 0.99, "huber_delta": 1.0, "lr": 5e-4}  # the others default
 
 
 @pytest.mark.parametrize("lr", [0.5, 1e-4])
