@@ -215,7 +215,7 @@ class SelfTuningConfig(_Section):
         "which shrinks lr at any noise floor).",
     )
     hd_lr_pull: float = Field(
-        1e-3,
+        3e-3,
         ge=0,
         lt=1,
         description="hd rule: per update, log lr also moves this fraction of the way to log reference.lr; settles "
