@@ -60,6 +60,7 @@ import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.agent.replay import Batch
+from dqnmap_auto.config import REFERENCE_VALUES
 from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
@@ -73,7 +74,7 @@ class HDSettings:
     interval: int = 8
     target_cos: float = -0.05
     pull: float = 3e-3
-    reference: float = 1e-3
+    reference: float = REFERENCE_VALUES["lr"]
     max_step_ratio: float | None = 0.1
 
 

@@ -41,16 +41,25 @@ def shaped_like(reference: list[torch.Tensor], direction: torch.Tensor) -> list[
     return [part.view_as(p) for part, p in zip(direction.split([p.numel() for p in reference]), reference, strict=True)]
 
 
+def step_and_orthogonal(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random flat step of ``n`` entries and a random direction orthogonal to it."""
+    generator = torch.Generator().manual_seed(seed)
+    step = torch.randn(n, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, generator=generator, dtype=torch.float64)
+    return step, noise - (noise @ step) / (step @ step) * step
+
+
+def gradient_at_cosine(step: torch.Tensor, orthogonal: torch.Tensor, cosine: float) -> torch.Tensor:
+    """A unit gradient whose cosine with ``step`` is exactly ``cosine`` (``orthogonal`` must be orthogonal to it)."""
+    return cosine * step / step.norm() + math.sqrt(1 - cosine**2) * orthogonal / orthogonal.norm()
+
+
 @pytest.mark.parametrize("target_cos", [0.0, -0.05, 0.3])
 def test_hd_moves_log_lr_by_beta_times_cosine_minus_set_point(target_cos: float) -> None:
     agent = warmed_up_agent(make_config(), np.random.default_rng(0))
-    n = sum(p.numel() for p in agent.params)
-    generator = torch.Generator().manual_seed(1)
-    step = torch.randn(n, generator=generator, dtype=torch.float64)
-    noise = torch.randn(n, generator=generator, dtype=torch.float64)
-    noise -= (noise @ step) / (step @ step) * step  # orthogonal to the step
+    step, orthogonal = step_and_orthogonal(sum(p.numel() for p in agent.params), seed=1)
     for cosine in (-0.6, -0.05, 0.0, 0.4):
-        grad = cosine * step / step.norm() + math.sqrt(1 - cosine**2) * noise / noise.norm()
+        grad = gradient_at_cosine(step, orthogonal, cosine)
         z = rule_after_one_update(shaped_like(agent.params, step), shaped_like(agent.params, grad), target_cos)
         assert z - math.log(1e-3) == pytest.approx(0.5 * (cosine - target_cos), abs=1e-9)
 
@@ -63,8 +72,7 @@ def test_hd_set_point_holds_lr_where_the_cosine_equals_it() -> None:
     flat_step = torch.ones(n, dtype=torch.float64)
     orthogonal = torch.zeros(n, dtype=torch.float64)
     orthogonal[0], orthogonal[1] = 1.0, -1.0
-    cosine = -0.05
-    grad = cosine * flat_step / flat_step.norm() + math.sqrt(1 - cosine**2) * orthogonal / orthogonal.norm()
+    grad = gradient_at_cosine(flat_step, orthogonal, -0.05)
     assert rule_after_one_update(step, shaped_like(agent.params, grad), -0.05) == pytest.approx(math.log(1e-3))
     assert rule_after_one_update(step, shaped_like(agent.params, grad), 0.0) < math.log(1e-3) - 0.02
 
@@ -74,13 +82,9 @@ def test_hd_pull_moves_log_lr_a_fraction_of_the_way_to_the_reference(reference: 
     """Where the cosine sits at the set point (no information about lr), the pull alone moves lr: by the
     fraction ``pull`` of the log distance to ``reference.lr``, from either side; at the reference it holds."""
     agent = warmed_up_agent(make_config(), np.random.default_rng(0))
-    n = sum(p.numel() for p in agent.params)
-    generator = torch.Generator().manual_seed(2)
-    step = torch.randn(n, generator=generator, dtype=torch.float64)
-    noise = torch.randn(n, generator=generator, dtype=torch.float64)
-    noise -= (noise @ step) / (step @ step) * step
+    step, orthogonal = step_and_orthogonal(sum(p.numel() for p in agent.params), seed=2)
     cosine = -0.05
-    grad = cosine * step / step.norm() + math.sqrt(1 - cosine**2) * noise / noise.norm()
+    grad = gradient_at_cosine(step, orthogonal, cosine)
     z = rule_after_one_update(
         shaped_like(agent.params, step), shaped_like(agent.params, grad), cosine, pull=0.25, reference=reference
     )
