@@ -122,9 +122,14 @@ def test_interrupted_study_resumes(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     location = StudyLocation(storage=None, directory=directory)
-    deadline = time.time() + 90
-    while time.time() < deadline and not _has_intermediate_value(location):
+    # Generous: on a loaded 2-core CI machine the first evaluation can take minutes (imports, MLflow setup).
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not _has_intermediate_value(location):
         time.sleep(0.3)
+    if proc.poll() is not None or not _has_intermediate_value(location):
+        proc.kill()
+        output = proc.communicate()[0].decode(errors="replace")
+        pytest.fail(f"the study reported no evaluation before it was to be interrupted:\n{output[-2000:]}")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     first = load_existing(location, "smoke").get_trials()
