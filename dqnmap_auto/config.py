@@ -233,6 +233,13 @@ class SelfTuningConfig(_Section):
         "which short horizons bias towards tiny learning rates.",
     )
     interval: int = Field(32, ge=1, description="meta mode: gradient steps between two meta-updates.")
+    meta_pull: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="meta mode: per meta-update, gamma and huber_delta (in logit / log space) also move this "
+        "fraction of the way to their reference values, a prior where the lookahead's signal is biased (0: none).",
+    )
     lookahead: int = Field(
         2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
     )
@@ -253,7 +260,8 @@ class SelfTuningConfig(_Section):
     reference: dict[str, float] = Field(
         default_factory=lambda: dict(REFERENCE_VALUES),
         description="Fixed values that anchor self-tuning: gamma and huber_delta in the outer (meta) loss, so tuned "
-        "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads.",
+        "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads, gamma and huber_delta where "
+        "meta mode's (meta_pull) does.",
     )
 
     @field_validator("params", mode="before")

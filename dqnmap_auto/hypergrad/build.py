@@ -65,4 +65,6 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         interval=tuning.interval,
         clip=tuning.hypergrad_clip,
         lr_rule=hd if tuning.lr_rule == "hd" else None,
+        pull=tuning.meta_pull,
+        references=tuning.reference,
     )

@@ -160,6 +160,37 @@ def test_meta_mode_hands_lr_to_the_hd_rule_and_meta_steps_the_rest() -> None:
     assert float(meta_only.meta_optimizer.state[meta_only.space.z]["exp_avg"][lr_index]) != 0.0
 
 
+@pytest.mark.parametrize("gamma", [0.9, 0.999])
+def test_meta_pull_moves_gamma_and_delta_a_fraction_of_the_way_to_their_references(
+    gamma: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(self_tuning__mode="meta", self_tuning__interval=1, self_tuning__meta_pull=0.25)
+    config.agent.gamma, config.agent.huber_delta, config.agent.tau = gamma, 4.0, 0.5
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner)
+    # a zero meta-gradient: Adam does not move z, so what moves is the pull alone
+    monkeypatch.setattr(tuner, "hypergradient", lambda *args, **kwargs: torch.zeros_like(tuner.space.z))
+    names, start = tuner.space.names, tuner.space.z.detach().clone()
+    tuner.meta_update(random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2)))
+    moved = tuner.space.z.detach() - start
+    for name, reference in (("gamma", math.log(0.99 / 0.01)), ("huber_delta", math.log(1.0))):
+        index = names.index(name)
+        assert float(moved[index]) == pytest.approx(0.25 * (reference - float(start[index])), rel=1e-4)
+    assert float(moved[names.index("tau")]) == 0.0  # no reference value for tau
+    assert float(moved[names.index("lr")]) == 0.0  # lr is the hd rule's (its own pull, hd_lr_pull)
+
+
+def test_meta_without_pull_leaves_z_where_the_meta_step_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = make_config(self_tuning__mode="meta", self_tuning__interval=1)
+    config.agent.gamma = 0.9
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner) and tuner.pull == 0.0
+    monkeypatch.setattr(tuner, "hypergradient", lambda *args, **kwargs: torch.zeros_like(tuner.space.z))
+    start = tuner.space.z.detach().clone()
+    tuner.meta_update(random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2)))
+    assert torch.equal(tuner.space.z.detach(), start)
+
+
 def test_meta_with_hd_rule_checkpoint_restores_the_pending_step() -> None:
     rng = np.random.default_rng(4)
     tuner = meta_tuner("hd")
