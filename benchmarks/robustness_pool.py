@@ -21,60 +21,50 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from _common import ENVS, RESULTS, ResultLog, report_header, results_name, write_report
-from scipy.stats import chi2_contingency
+from scipy.stats import binomtest, chi2_contingency
+
+#: {run key: its record} of one arm under one variant.
+Runs = dict[str, dict[str, Any]]
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def interval(successes: int, n: int) -> str:
     """95% Wilson score interval: honest at rates near 0 or 1 and small n, unlike the normal interval."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(successes, n).proportion_ci(method="wilson")
+    return f"{ci.low:.0%}..{ci.high:.0%}"
 
 
-def load(env: str, tag: str, arm: str, out: Path) -> dict[str, bool]:
-    """{run key: success} of one arm under one variant."""
+def load(env: str, tag: str, arm: str, out: Path) -> Runs:
     path = out / f"{results_name('robustness', env=env, quick=False, tag=tag)}.jsonl"
     if not path.exists():
         raise SystemExit(f"error: no runs recorded for --tags {tag}: {path} does not exist")
-    return {r["key"]: bool(r["success"]) for r in ResultLog(path).records() if r["mode"] == arm}
+    return {r["key"]: r for r in ResultLog(path).records() if r["mode"] == arm}
 
 
-def cell_of(key: str) -> str:
-    """``meta|lr=0.001|gamma=0.9|seed=3|steps=50000`` -> ``lr=0.001, gamma=0.9``."""
-    parts = key.split("|")
-    return f"{parts[1]}, {parts[2]}"
-
-
-def rate_rows(runs: dict[str, dict[str, bool]]) -> list[str]:
+def rate_rows(runs: dict[str, Runs]) -> list[str]:
     lines = ["| variant (tag) | runs | successes | rate | 95% interval |", "|---|---|---|---|---|"]
     pooled = [0, 0]
-    for tag, outcomes in runs.items():
-        k, n = sum(outcomes.values()), len(outcomes)
+    for tag, records in runs.items():
+        k, n = sum(r["success"] for r in records.values()), len(records)
         pooled[0] += k
         pooled[1] += n
-        low, high = wilson(k, n)
-        lines.append(f"| {tag} | {n} | {k} | {k / max(n, 1):.0%} | {low:.0%}..{high:.0%} |")
-    (k, n), (low, high) = pooled, wilson(*pooled)
-    lines.append(f"| **pooled** | {n} | {k} | {k / max(n, 1):.0%} | {low:.0%}..{high:.0%} |")
+        lines.append(f"| {tag} | {n} | {k} | {k / n:.0%} | {interval(k, n)} |")
+    k, n = pooled
+    lines.append(f"| **pooled** | {n} | {k} | {k / n:.0%} | {interval(k, n)} |")
     return lines
 
 
-def cell_rows(runs: dict[str, dict[str, bool]]) -> tuple[list[str], float]:
+def cell_rows(runs: dict[str, Runs]) -> tuple[list[str], float]:
     """Pooled success per start cell and the chi-square p-value of 'every cell has the same rate'."""
     counts: dict[str, list[int]] = {}
-    for outcomes in runs.values():
-        for key, success in outcomes.items():
-            pair = counts.setdefault(cell_of(key), [0, 0])
-            pair[0 if success else 1] += 1
+    for records in runs.values():
+        for r in records.values():
+            pair = counts.setdefault(f"lr={r['lr0']:g}, gamma={r['gamma0']:g}", [0, 0])
+            pair[0 if r["success"] else 1] += 1
     table = [counts[cell] for cell in sorted(counts)]
     p_value = float(chi2_contingency(table)[1]) if len(table) > 1 else 1.0
     lines = ["| start cell | successes | runs | rate |", "|---|---|---|---|"]
@@ -84,27 +74,27 @@ def cell_rows(runs: dict[str, dict[str, bool]]) -> tuple[list[str], float]:
     return lines, p_value
 
 
-def agreement_rows(runs: dict[str, dict[str, bool]]) -> list[str]:
+def agreement_rows(runs: dict[str, Runs]) -> list[str]:
     """Per pair of variants: how often the same run key has the same outcome, against independence."""
     lines = [
         "| variants | shared runs | same outcome | expected if independent | both fail | expected |",
         "|---|---|---|---|---|---|",
     ]
     for a, b in itertools.combinations(runs, 2):
-        keys = sorted(set(runs[a]) & set(runs[b]))
-        if not keys:
+        pairs = [(runs[a][k]["success"], runs[b][k]["success"]) for k in sorted(set(runs[a]) & set(runs[b]))]
+        if not pairs:
             continue
-        n = len(keys)
-        pa = sum(runs[a][k] for k in keys) / n
-        pb = sum(runs[b][k] for k in keys) / n
-        same = sum(runs[a][k] == runs[b][k] for k in keys)
-        both_fail = sum(not runs[a][k] and not runs[b][k] for k in keys)
+        n = len(pairs)
+        pa = sum(x for x, _ in pairs) / n
+        pb = sum(y for _, y in pairs) / n
+        same = sum(x == y for x, y in pairs)
+        both_fail = sum(not x and not y for x, y in pairs)
         expected_same, expected_both_fail = (pa * pb + (1 - pa) * (1 - pb)) * n, (1 - pa) * (1 - pb) * n
         lines.append(f"| {a} / {b} | {n} | {same} | {expected_same:.1f} | {both_fail} | {expected_both_fail:.1f} |")
     return lines
 
 
-def build_report(env: str, arm: str, runs: dict[str, dict[str, bool]]) -> list[str]:
+def build_report(env: str, arm: str, runs: dict[str, Runs]) -> list[str]:
     cells, p_value = cell_rows(runs)
     lines = report_header(
         f"Robustness pooled over engine variants: {env}, arm {arm}",
@@ -140,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args(argv)
     tags = [t for t in args.tags.split(",") if t]
-    runs: dict[str, Any] = {tag: load(args.env, tag, args.arm, args.out) for tag in tags}
-    empty = [tag for tag, outcomes in runs.items() if not outcomes]
+    runs = {tag: load(args.env, tag, args.arm, args.out) for tag in tags}
+    empty = [tag for tag, records in runs.items() if not records]
     if empty:
         raise SystemExit(f"error: no {args.arm} runs recorded under --tags {','.join(empty)}")
     name = results_name("robustness", env=args.env, quick=False, tag=f"{args.arm}-pooled")
