@@ -38,10 +38,11 @@ def interval(successes: int, n: int) -> str:
     return f"{ci.low:.0%}..{ci.high:.0%}"
 
 
-def load(env: str, tag: str, arm: str, out: Path) -> Runs:
-    path = out / f"{results_name('robustness', env=env, quick=False, tag=tag)}.jsonl"
-    if not path.exists():
-        raise SystemExit(f"error: no runs recorded for --tags {tag}: {path} does not exist")
+def log_path(env: str, tag: str, out: Path) -> Path:
+    return out / f"{results_name('robustness', env=env, quick=False, tag=tag)}.jsonl"
+
+
+def load(path: Path, arm: str) -> Runs:
     return {r["key"]: r for r in ResultLog(path).records() if r["mode"] == arm}
 
 
@@ -130,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args(argv)
     tags = [t for t in args.tags.split(",") if t]
-    runs = {tag: load(args.env, tag, args.arm, args.out) for tag in tags}
+    paths = {tag: log_path(args.env, tag, args.out) for tag in tags}
+    missing = [str(path) for path in paths.values() if not path.exists()]
+    if missing:
+        parser.error(f"--tags: no runs recorded in {', '.join(missing)}")
+    runs = {tag: load(path, args.arm) for tag, path in paths.items()}
     empty = [tag for tag, records in runs.items() if not records]
     if empty:
-        raise SystemExit(f"error: no {args.arm} runs recorded under --tags {','.join(empty)}")
+        parser.error(f"--tags: no {args.arm} runs recorded under {','.join(empty)}")
     name = results_name("robustness", env=args.env, quick=False, tag=f"{args.arm}-pooled")
     write_report(args.out / f"{name}.md", build_report(args.env, args.arm, runs))
 
