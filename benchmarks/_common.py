@@ -48,6 +48,7 @@ class BenchEnv:
     spec: Path
     steps: int
     threshold: float
+    worst: float = 0.0  # a return below any real episode's: what a diverged run scores in rank-based statistics
 
     def success(self, final_mean: float | None) -> bool:
         """Success as the issue defines it: the final deterministic 20-episode mean reaches the threshold."""
@@ -55,9 +56,15 @@ class BenchEnv:
 
 
 ENVS: dict[str, BenchEnv] = {
-    "cartpole": BenchEnv("cartpole", ROOT / "studies" / "cartpole.yaml", 50_000, 475.0),
-    "acrobot": BenchEnv("acrobot", ROOT / "studies" / "acrobot.yaml", 100_000, -100.0),
+    "cartpole": BenchEnv("cartpole", ROOT / "studies" / "cartpole.yaml", 50_000, 475.0, worst=0.0),
+    "acrobot": BenchEnv("acrobot", ROOT / "studies" / "acrobot.yaml", 100_000, -100.0, worst=-500.0),
+    # gymnasium's reward_threshold of MountainCar-v0 (-110); rl-zoo3's published single run: -100.8
+    "mountaincar": BenchEnv("mountaincar", ROOT / "studies" / "mountaincar.yaml", 120_000, -110.0, worst=-200.0),
+    # gymnasium's "solved" line of LunarLander (200); rl-zoo3's published 100k-step run: 154 +- 79
+    "lunarlander": BenchEnv("lunarlander", ROOT / "studies" / "lunarlander.yaml", 100_000, 200.0, worst=-1000.0),
 }
+#: The envs of the issue-6 benchmarks (anchor, robustness, hd signal), which size their runs per env.
+CLASSIC_PAIR = ("cartpole", "acrobot")
 
 
 def bench_config(env: BenchEnv, *, steps: int, seed: int, overrides: Sequence[str] = ()) -> TrainConfig:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    CLASSIC_PAIR,
     ENVS,
     FIXED,
     BenchEnv,
@@ -230,7 +231,7 @@ def build_report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
+    add_common_args(parser, envs=CLASSIC_PAIR)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm [10; quick: 2]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
     add_arms_arg(parser, tuple(ARMS))

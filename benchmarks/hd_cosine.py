@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from _common import (
+    CLASSIC_PAIR,
     ENVS,
     ResultLog,
     Task,
@@ -127,7 +128,7 @@ def report(records: list[dict[str, Any]], env: str, steps: int, quick: bool) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
+    add_common_args(parser, envs=CLASSIC_PAIR)
     args = parser.parse_args()
     steps = 5000 if args.quick else STEPS[args.env]
     name = results_name("hd-cosine", env=args.env, quick=args.quick, tag=args.tag)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    CLASSIC_PAIR,
     ENVS,
     FIXED,
     BenchEnv,
@@ -358,7 +359,7 @@ def build_report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
+    add_common_args(parser, envs=CLASSIC_PAIR)
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell [full: 5 cartpole, 3 acrobot]")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
     add_arms_arg(parser, MODES)

@@ -204,8 +204,18 @@ class SelfTuningConfig(_Section):
         default_factory=lambda: ["lr", "gamma", "huber_delta", "tau"],
         description="Which hyperparameters self-tune (hd mode tunes lr only).",
     )
-    meta_lr: float = Field(0.01, gt=0, description="Step size of the meta-optimizer (Adam in meta mode).")
-    hd_lr: float = Field(0.1, gt=0, description="hd rule: log-lr step per update, times (cosine - hd_target_cos).")
+    meta_lr: float = Field(
+        0.01,
+        ge=0,
+        description="Step size of the meta-optimizer (Adam in meta mode); 0 switches the meta-gradient step off and "
+        "leaves the priors (pulls, bounds), the ablation `prior` of benchmarks/ablation.py.",
+    )
+    hd_lr: float = Field(
+        0.1,
+        ge=0,
+        description="hd rule: log-lr step per update, times (cosine - hd_target_cos); 0 switches the hypergradient "
+        "step off and leaves the pull and the step-size guard (the ablation `prior`).",
+    )
     hd_interval: int = Field(8, ge=1, description="hd rule: gradient steps between two learning-rate updates.")
     hd_target_cos: float = Field(
         -0.05,
