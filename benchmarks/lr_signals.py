@@ -1,0 +1,262 @@
+"""Which hypergradient signal says where the learning rate should go? Candidate signals at fixed learning rates.
+
+Issue 19 asks whether the hypergradients add anything beyond the priors around them. For the learning rate
+the answer depends on whether the signal a rule follows depends on lr at all: the hd rule's cosine
+cos(g_t, u_{t-1}) is nearly flat between 1e-4 and 1e-2 on Acrobot (``hd_cosine.py``), so there the pull
+towards ``reference.lr`` decides. This script holds lr fixed at several values per env and records, side by
+side on the same run, candidate signals, each signed so that **positive means "raise lr"**:
+
+    lag1        cos(g_t, d_{t-1})                     the hd rule's (d_t = theta_t - theta_{t+1} = lr u_t)
+    tan90/99    cos(g_t, m_t), m_t = mu m_{t-1} + d_{t-1}  a first-order MARTHE tangent (Donini et al. 2020),
+                                                       mu 0.9 / 0.99: the alignment with the recent path
+    phase       cos(g_out(theta_end), theta_start - theta_end) at the end of each training phase, g_out on a
+                                                       held-out batch: did the whole phase stop short?
+    meta1/2     -dJ/dlog lr / J, J the reference TD loss on a held-out batch after 1 / 2 differentiated Adam
+                                                       steps (the lookahead of meta mode, lr_rule: meta)
+    gamma2      -dJ/dlogit gamma / J after 2 steps (not an lr signal: where the lookahead takes gamma)
+
+A signal that can place lr without a prior must change sign (or cross a fixed set point) between the learning
+rates that learn and those that do not, on every env. Means over the last two thirds of each run (its first
+third is the exploration phase) with the standard error of the per-record means. One run per (env, lr), seed 0;
+the final evaluation says which fixed lr learned.
+
+Resumable (one JSONL line per run; ``--report-only``). Usage (from the repo root)::
+
+    PYTHONPATH=. python benchmarks/lr_signals.py --env acrobot --workers 2
+    PYTHONPATH=. python benchmarks/lr_signals.py --env cartpole --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections import defaultdict
+from functools import partial
+from typing import Any
+
+import torch
+from _common import (
+    ENVS,
+    ResultLog,
+    Task,
+    add_common_args,
+    report_header,
+    results_name,
+    run_tasks,
+    write_report,
+)
+from ablation import run_config
+
+from dqnmap_auto.agent.dqn import DQNAgent
+from dqnmap_auto.agent.replay import Batch
+from dqnmap_auto.config import REFERENCE_VALUES, TrainConfig
+from dqnmap_auto.hypergrad.functional_adam import adam_state_of
+from dqnmap_auto.hypergrad.meta import LookaheadSettings, lookahead_objective
+from dqnmap_auto.hypergrad.space import HyperSpace
+from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
+
+LRS = {
+    "cartpole": (1e-5, 1e-4, 1e-3, 2.3e-3, 1e-2, 1e-1),
+    "acrobot": (1e-5, 1e-4, 6.3e-4, 3e-3, 1e-2, 1e-1),
+    "mountaincar": (1e-5, 1e-4, 1e-3, 4e-3, 1e-2, 1e-1),
+    "lunarlander": (1e-5, 1e-4, 6.3e-4, 3e-3, 1e-2, 1e-1),
+}
+SIGNALS = ("lag1", "tan90", "tan99", "phase", "meta1", "meta2", "gamma2")
+META_EVERY = 32  # gradient steps between two lookahead measurements
+RECORD_EVERY = 500  # env steps per record
+
+
+def _cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    dot = torch.stack([torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]).sum()
+    na = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(a)))
+    nb = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(b)))
+    return dot / (na * nb + 1e-30)
+
+
+class SignalProbe(FixedTuner):
+    """Holds every hyperparameter fixed and measures the candidate lr signals along the way."""
+
+    def __init__(self, space: HyperSpace, agent: DQNAgent, config: TrainConfig) -> None:
+        super().__init__(space, agent)
+        values = space.current()
+        bounds = {"lr": (1e-7, 1.0), "gamma": (0.5, 0.99999)}
+        self.meta_space = HyperSpace(values, ["lr", "gamma"], bounds, dtype=agent.dtype, device=agent.device)
+        self.lookahead = {
+            k: LookaheadSettings(
+                lookahead=k,
+                reference_gamma=REFERENCE_VALUES["gamma"],
+                reference_delta=REFERENCE_VALUES["huber_delta"],
+                max_grad_norm=config.agent.max_grad_norm,
+                double_dqn=config.agent.double_dqn,
+                adam_eps=config.agent.adam_eps,
+            )
+            for k in (1, 2)
+        }
+        params = agent.params
+        self._before = [torch.empty_like(p) for p in params]
+        self._previous: list[torch.Tensor] | None = None
+        self._tangents = {mu: [torch.zeros_like(p) for p in params] for mu in (0.9, 0.99)}
+        self._phase_start = [torch.empty_like(p) for p in params]
+        self._phase_left = 0
+        self._sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.steps = 0
+
+    def outer_batches(self, n_steps: int) -> int:
+        """Lookahead measurements among the phase's steps, plus one held-out batch for the phase's end."""
+        with torch.no_grad():
+            torch._foreach_copy_(self._phase_start, self.agent.params)
+        self._phase_left = n_steps
+        metas = -(-(self.steps + n_steps) // META_EVERY) - -(-self.steps // META_EVERY)
+        return metas + 1
+
+    def _add(self, name: str, value: float) -> None:
+        if math.isfinite(value):
+            self._sums[name][0] += value
+            self._sums[name][1] += 1
+
+    def _on_gradients(self, grads: list[torch.Tensor]) -> None:
+        if self._previous is None:
+            return
+        cosines = torch.stack([_cos(grads, self._previous)] + [_cos(grads, m) for m in self._tangents.values()])
+        for name, value in zip(("lag1", "tan90", "tan99"), cosines.tolist(), strict=True):
+            self._add(name, value)
+
+    def _meta_signals(self, inner: Batch, outer: Batch, q_t_target: torch.Tensor | None) -> None:
+        named = dict(self.agent.q_net.named_parameters())
+        for k, settings in self.lookahead.items():
+            objective = lookahead_objective(
+                self.meta_space.z,
+                space=self.meta_space,
+                model=self.agent.q_net,
+                params={n: p.detach() for n, p in named.items()},
+                target_params={n: p.detach() for n, p in self.agent.target_net.named_parameters()},
+                adam_state=adam_state_of(self.agent.optimizer, named),
+                inner_batch=inner,
+                outer_batch=outer,
+                settings=settings,
+                inner_q_t_target=q_t_target,
+            )
+            (grad,) = torch.autograd.grad(objective, self.meta_space.z)
+            scale = float(objective.detach()) + 1e-12
+            lr_grad, gamma_grad = grad.tolist()
+            self._add(f"meta{k}", -lr_grad / scale)
+            if k == 2:
+                self._add("gamma2", -gamma_grad / scale)
+
+    def _phase_signal(self, outer: Batch) -> None:
+        loss, _ = self.agent.loss(outer, self.gamma, self.huber_delta)
+        grads = torch.autograd.grad(loss, self.agent.params)
+        with torch.no_grad():
+            moved = torch._foreach_sub(self._phase_start, self.agent.params)
+        self._add("phase", float(_cos(list(grads), moved)))
+
+    def gradient_step(
+        self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.steps % META_EVERY == 0:
+            self._meta_signals(batch, sample_outer(), q_t_target)
+        with torch.no_grad():
+            torch._foreach_copy_(self._before, self.agent.params)
+        loss, q_mean = self.agent.gradient_step(
+            batch, self.gamma, self.huber_delta, q_t_target=q_t_target, on_gradients=self._on_gradients
+        )
+        with torch.no_grad():
+            torch._foreach_sub_(self._before, self.agent.params)  # d_t = theta_t - theta_{t+1}
+            for mu, tangent in self._tangents.items():
+                torch._foreach_mul_(tangent, mu)
+                torch._foreach_add_(tangent, self._before)
+        if self._previous is None:
+            self._previous = [torch.empty_like(p) for p in self.agent.params]
+        self._previous, self._before = self._before, self._previous
+        self.steps += 1
+        self._phase_left -= 1
+        if self._phase_left == 0:
+            self._phase_signal(sample_outer())
+        return loss, q_mean
+
+    def records(self) -> dict[str, float]:
+        out = {f"signal/{name}": total / count for name, (total, count) in self._sums.items() if count}
+        self._sums.clear()
+        return {**super().records(), **out}
+
+
+def measure(config: TrainConfig) -> dict[str, Any]:
+    """One run with lr held fixed; per signal, the per-record means (every RECORD_EVERY env steps)."""
+    from dqnmap_auto.callbacks import RecordCollector
+    from dqnmap_auto.trainer import Trainer
+
+    collector = RecordCollector()
+    trainer = Trainer(config, [collector])
+    trainer.tuner = SignalProbe(trainer.tuner.space, trainer.agent, config)
+    result = trainer.run()
+    series = {name: collector.series(f"signal/{name}") for name in SIGNALS}
+    late = {}
+    for name, (steps, values) in series.items():
+        tail = [v for s, v in zip(steps, values, strict=True) if s > config.training.total_steps / 3]
+        if len(tail) >= 2:
+            late[name] = [statistics.fmean(tail), statistics.stdev(tail) / math.sqrt(len(tail))]
+    summary = " ".join(f"{n} {v[0]:+.3f}" for n, v in late.items())
+    return {
+        "series": {n: [list(map(int, s)), v] for n, (s, v) in series.items()},
+        "late": late,
+        "final_mean": result.final_eval.mean,
+        "env_steps": result.steps,
+        "summary": f"final {result.final_eval.mean:.1f}; {summary}",
+    }
+
+
+def make_tasks(env_name: str, steps: int, extra: list[str]) -> list[Task]:
+    env = ENVS[env_name]
+    tasks = []
+    for lr in LRS[env_name]:
+        overrides = [
+            f"agent.lr={lr}",
+            f"training.log_every={RECORD_EVERY}",
+            "training.stop_at_return=null",  # the whole run: signals late in training matter
+            *extra,
+        ]
+        config = run_config(env, scenario="zoo", arm="fixed", seed=0, steps=steps, extra=overrides)
+        key = f"lr={lr:g}|steps={steps}"
+        tasks.append(Task(key, {"lr": lr, "steps": steps}, partial(measure), config, label=key))
+    return tasks
+
+
+def report(records: list[dict[str, Any]], env: str, steps: int, quick: bool) -> list[str]:
+    lines = report_header(
+        f"Candidate lr signals at fixed learning rates: {env} (rl-zoo3's row, seed 0)",
+        quick=quick,
+        notes=[
+            f"{steps} env steps per run, no stop at the success line; a cell: the signal's mean over the last two "
+            "thirds of the run (standard error of its per-record means in brackets); positive means 'raise lr'",
+        ],
+    )
+    lines += ["| lr | final eval | " + " | ".join(SIGNALS) + " |", "|---" * (len(SIGNALS) + 2) + "|"]
+    for record in sorted(records, key=lambda r: r["lr"]):
+        cells = []
+        for name in SIGNALS:
+            value = record["late"].get(name)
+            cells.append(f"{value[0]:+.3f} ({value[1]:.3f})" if value else "-")
+        lines.append(f"| {record['lr']:g} | {record['final_mean']:.1f} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--steps", type=int, default=None, help="env steps per run [60% of rl-zoo3's budget]")
+    args = parser.parse_args()
+    env = ENVS[args.env]
+    steps = args.steps or (3000 if args.quick else int(env.steps * 0.6))
+    name = results_name("lr-signals", env=args.env, quick=args.quick, tag=args.tag)
+    log = ResultLog(args.out / f"{name}.jsonl")
+    tasks = make_tasks(args.env, steps, args.overrides)
+    if not args.report_only:
+        run_tasks(tasks, log, workers=args.workers)
+    keys = {task.key for task in tasks}
+    records = [r for r in log.records() if r["key"] in keys]
+    write_report(args.out / f"{name}.md", report(records, args.env, steps, args.quick))
+
+
+if __name__ == "__main__":
+    main()
