@@ -7,6 +7,8 @@ towards ``reference.lr`` decides. This script holds lr fixed at several values p
 side on the same run, candidate signals, each signed so that **positive means "raise lr"**:
 
     lag1        cos(g_t, d_{t-1})                     the hd rule's (d_t = theta_t - theta_{t+1} = lr u_t)
+    lagdot      sum g_t.d_{t-1} / sum |g_t||d_{t-1}|  the same products weighted by their size (a ratio of
+                                                       sums over each record): plain hd's hypergradient, scaled
     tan90/99    cos(g_t, m_t), m_t = mu m_{t-1} + d_{t-1}  a first-order MARTHE tangent (Donini et al. 2020),
                                                        mu 0.9 / 0.99: the alignment with the recent path
     phase       cos(g_out(theta_end), theta_start - theta_end) at the end of each training phase, g_out on a
@@ -62,16 +64,22 @@ LRS = {
     "mountaincar": (1e-5, 1e-4, 1e-3, 4e-3, 1e-2, 1e-1),
     "lunarlander": (1e-5, 1e-4, 6.3e-4, 3e-3, 1e-2, 1e-1),
 }
-SIGNALS = ("lag1", "tan90", "tan99", "phase", "meta1", "meta2", "gamma2")
+SIGNALS = ("lag1", "lagdot", "tan90", "tan99", "phase", "meta1", "meta2", "gamma2")
 META_EVERY = 32  # gradient steps between two lookahead measurements
 RECORD_EVERY = 500  # env steps per record
 
 
-def _cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+def _dot_norms(a: list[torch.Tensor], b: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a . b, |a| |b|) over lists of tensors."""
     dot = torch.stack([torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b, strict=True)]).sum()
     na = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(a)))
     nb = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(b)))
-    return dot / (na * nb + 1e-30)
+    return dot, na * nb
+
+
+def _cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    dot, norms = _dot_norms(a, b)
+    return dot / (norms + 1e-30)
 
 
 class SignalProbe(FixedTuner):
@@ -100,6 +108,7 @@ class SignalProbe(FixedTuner):
         self._phase_start = [torch.empty_like(p) for p in params]
         self._phase_left = 0
         self._sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self._ratio = [0.0, 0.0]  # sum of g.d and of |g||d| since the last record (lagdot)
         self.steps = 0
 
     def outer_batches(self, n_steps: int) -> int:
@@ -118,8 +127,13 @@ class SignalProbe(FixedTuner):
     def _on_gradients(self, grads: list[torch.Tensor]) -> None:
         if self._previous is None:
             return
-        cosines = torch.stack([_cos(grads, self._previous)] + [_cos(grads, m) for m in self._tangents.values()])
-        for name, value in zip(("lag1", "tan90", "tan99"), cosines.tolist(), strict=True):
+        dot, norms = _dot_norms(grads, self._previous)
+        values = torch.stack([dot, norms, dot / (norms + 1e-30)] + [_cos(grads, m) for m in self._tangents.values()])
+        dot_value, norms_value, *cosines = values.tolist()
+        if math.isfinite(dot_value) and math.isfinite(norms_value):
+            self._ratio[0] += dot_value
+            self._ratio[1] += norms_value
+        for name, value in zip(("lag1", "tan90", "tan99"), cosines, strict=True):
             self._add(name, value)
 
     def _meta_signals(self, inner: Batch, outer: Batch, q_t_target: torch.Tensor | None) -> None:
@@ -177,7 +191,10 @@ class SignalProbe(FixedTuner):
 
     def records(self) -> dict[str, float]:
         out = {f"signal/{name}": total / count for name, (total, count) in self._sums.items() if count}
+        if self._ratio[1] > 0:
+            out["signal/lagdot"] = self._ratio[0] / self._ratio[1]
         self._sums.clear()
+        self._ratio = [0.0, 0.0]
         return {**super().records(), **out}
 
 
