@@ -9,12 +9,18 @@ side on the same run, candidate signals, each signed so that **positive means "r
     lag1        cos(g_t, d_{t-1})                     the hd rule's (d_t = theta_t - theta_{t+1} = lr u_t)
     lagdot      sum g_t.d_{t-1} / sum |g_t||d_{t-1}|  the same products weighted by their size (a ratio of
                                                        sums over each record): plain hd's hypergradient, scaled
+    start1      lag1 at the first step after each target update only: the regression towards a new target is
+                                                       far from its noise floor there, so the cosine measures
+                                                       over- or undershooting rather than the floor's noise
     tan90/99    cos(g_t, m_t), m_t = mu m_{t-1} + d_{t-1}  a first-order MARTHE tangent (Donini et al. 2020),
                                                        mu 0.9 / 0.99: the alignment with the recent path
-    phase       cos(g_out(theta_end), theta_start - theta_end) at the end of each training phase, g_out on a
-                                                       held-out batch: did the whole phase stop short?
+    period      cos(g_out(theta_end), theta_start - theta_end) over each target period (between two target
+                                                       updates), g_out on a held-out batch under that period's
+                                                       target: did the whole period stop short of its target?
     meta1/2     -dJ/dlog lr / J, J the reference TD loss on a held-out batch after 1 / 2 differentiated Adam
-                                                       steps (the lookahead of meta mode, lr_rule: meta)
+                                                       steps, every 32 gradient steps (the lookahead of meta
+                                                       mode, lr_rule: meta)
+    meta1s      meta1 at the first step after each target update only
     gamma2      -dJ/dlogit gamma / J after 2 steps (not an lr signal: where the lookahead takes gamma)
 
 A signal that can place lr without a prior must change sign (or cross a fixed set point) between the learning
@@ -34,6 +40,7 @@ import argparse
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -64,7 +71,7 @@ LRS = {
     "mountaincar": (1e-5, 1e-4, 1e-3, 4e-3, 1e-2, 1e-1),
     "lunarlander": (1e-5, 1e-4, 6.3e-4, 3e-3, 1e-2, 1e-1),
 }
-SIGNALS = ("lag1", "lagdot", "tan90", "tan99", "phase", "meta1", "meta2", "gamma2")
+SIGNALS = ("lag1", "lagdot", "start1", "tan90", "tan99", "period", "meta1", "meta1s", "meta2", "gamma2")
 META_EVERY = 32  # gradient steps between two lookahead measurements
 RECORD_EVERY = 500  # env steps per record
 
@@ -83,9 +90,13 @@ def _cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
 
 
 class SignalProbe(FixedTuner):
-    """Holds every hyperparameter fixed and measures the candidate lr signals along the way."""
+    """Holds every hyperparameter fixed and measures the candidate lr signals along the way.
 
-    def __init__(self, space: HyperSpace, agent: DQNAgent, config: TrainConfig) -> None:
+    ``sample``: draws a held-out replay batch (the Trainer's own sampler). The agent's ``update_target`` is
+    wrapped so the probe knows where target periods begin and end.
+    """
+
+    def __init__(self, space: HyperSpace, agent: DQNAgent, config: TrainConfig, sample: Callable[[], Batch]) -> None:
         super().__init__(space, agent)
         values = space.current()
         bounds = {"lr": (1e-7, 1.0), "gamma": (0.5, 0.99999)}
@@ -102,22 +113,33 @@ class SignalProbe(FixedTuner):
             for k in (1, 2)
         }
         params = agent.params
+        self.sample = sample
         self._before = [torch.empty_like(p) for p in params]
         self._previous: list[torch.Tensor] | None = None
         self._tangents = {mu: [torch.zeros_like(p) for p in params] for mu in (0.9, 0.99)}
-        self._phase_start = [torch.empty_like(p) for p in params]
-        self._phase_left = 0
+        self._period_start = [p.detach().clone() for p in params]
+        self._steps_in_period = 0
+        self._first_of_period = True  # the next gradient step is the first under a new target
+        self._after_first = False  # the step after that one (it reads start1)
         self._sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         self._ratio = [0.0, 0.0]  # sum of g.d and of |g||d| since the last record (lagdot)
         self.steps = 0
+        update_target = agent.update_target
+
+        def update_target_and_mark(tau: float) -> None:
+            if self._steps_in_period > 0:  # a period with gradient steps ends here: score it, then move on
+                self._period_signal()
+                with torch.no_grad():
+                    torch._foreach_copy_(self._period_start, self.agent.params)
+                self._steps_in_period = 0
+                self._first_of_period = True
+            update_target(tau)
+
+        agent.update_target = update_target_and_mark  # type: ignore[method-assign]
 
     def outer_batches(self, n_steps: int) -> int:
-        """Lookahead measurements among the phase's steps, plus one held-out batch for the phase's end."""
-        with torch.no_grad():
-            torch._foreach_copy_(self._phase_start, self.agent.params)
-        self._phase_left = n_steps
-        metas = -(-(self.steps + n_steps) // META_EVERY) - -(-self.steps // META_EVERY)
-        return metas + 1
+        """Lookahead measurements among the phase's steps (at least; period starts draw their own)."""
+        return -(-(self.steps + n_steps) // META_EVERY) - -(-self.steps // META_EVERY)
 
     def _add(self, name: str, value: float) -> None:
         if math.isfinite(value):
@@ -129,16 +151,19 @@ class SignalProbe(FixedTuner):
             return
         dot, norms = _dot_norms(grads, self._previous)
         values = torch.stack([dot, norms, dot / (norms + 1e-30)] + [_cos(grads, m) for m in self._tangents.values()])
-        dot_value, norms_value, *cosines = values.tolist()
+        dot_value, norms_value, lag1, *tangents = values.tolist()
         if math.isfinite(dot_value) and math.isfinite(norms_value):
             self._ratio[0] += dot_value
             self._ratio[1] += norms_value
-        for name, value in zip(("lag1", "tan90", "tan99"), cosines, strict=True):
+        self._add("lag1", lag1)
+        if self._after_first:
+            self._add("start1", lag1)
+        for name, value in zip(("tan90", "tan99"), tangents, strict=True):
             self._add(name, value)
 
-    def _meta_signals(self, inner: Batch, outer: Batch, q_t_target: torch.Tensor | None) -> None:
+    def _meta_signals(self, inner: Batch, outer: Batch, q_t_target: torch.Tensor | None, ks: tuple[int, ...]) -> None:
         named = dict(self.agent.q_net.named_parameters())
-        for k, settings in self.lookahead.items():
+        for k in ks:
             objective = lookahead_objective(
                 self.meta_space.z,
                 space=self.meta_space,
@@ -148,28 +173,35 @@ class SignalProbe(FixedTuner):
                 adam_state=adam_state_of(self.agent.optimizer, named),
                 inner_batch=inner,
                 outer_batch=outer,
-                settings=settings,
+                settings=self.lookahead[k],
                 inner_q_t_target=q_t_target,
             )
             (grad,) = torch.autograd.grad(objective, self.meta_space.z)
             scale = float(objective.detach()) + 1e-12
             lr_grad, gamma_grad = grad.tolist()
+            if len(ks) == 1:  # the period-start measurement
+                self._add("meta1s", -lr_grad / scale)
+                continue
             self._add(f"meta{k}", -lr_grad / scale)
             if k == 2:
                 self._add("gamma2", -gamma_grad / scale)
 
-    def _phase_signal(self, outer: Batch) -> None:
-        loss, _ = self.agent.loss(outer, self.gamma, self.huber_delta)
+    def _period_signal(self) -> None:
+        """At a target update: the held-out gradient under the ending period's target, against its path."""
+        loss, _ = self.agent.loss(self.sample(), self.gamma, self.huber_delta)
         grads = torch.autograd.grad(loss, self.agent.params)
         with torch.no_grad():
-            moved = torch._foreach_sub(self._phase_start, self.agent.params)
-        self._add("phase", float(_cos(list(grads), moved)))
+            moved = torch._foreach_sub(self._period_start, self.agent.params)
+        self._add("period", float(_cos(list(grads), moved)))
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.steps % META_EVERY == 0:
-            self._meta_signals(batch, sample_outer(), q_t_target)
+            self._meta_signals(batch, sample_outer(), q_t_target, (1, 2))
+        first = self._first_of_period
+        if first:
+            self._meta_signals(batch, self.sample(), q_t_target, (1,))
         with torch.no_grad():
             torch._foreach_copy_(self._before, self.agent.params)
         loss, q_mean = self.agent.gradient_step(
@@ -183,10 +215,9 @@ class SignalProbe(FixedTuner):
         if self._previous is None:
             self._previous = [torch.empty_like(p) for p in self.agent.params]
         self._previous, self._before = self._before, self._previous
+        self._after_first, self._first_of_period = first, False
         self.steps += 1
-        self._phase_left -= 1
-        if self._phase_left == 0:
-            self._phase_signal(sample_outer())
+        self._steps_in_period += 1
         return loss, q_mean
 
     def records(self) -> dict[str, float]:
@@ -205,7 +236,7 @@ def measure(config: TrainConfig) -> dict[str, Any]:
 
     collector = RecordCollector()
     trainer = Trainer(config, [collector])
-    trainer.tuner = SignalProbe(trainer.tuner.space, trainer.agent, config)
+    trainer.tuner = SignalProbe(trainer.tuner.space, trainer.agent, config, trainer._sample)
     result = trainer.run()
     series = {name: collector.series(f"signal/{name}") for name in SIGNALS}
     late = {}
