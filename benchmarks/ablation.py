@@ -415,9 +415,51 @@ def build_report(
     return lines
 
 
+def summary_lines(by_env: dict[str, Sequence[dict[str, Any]]], seeds: Sequence[int]) -> list[str]:
+    """One row per env: the shipped default against its prior and the fixed arms (the README's table)."""
+    lines = [
+        "| env | default (meta), start grid | prior, start grid | default vs prior (Wilcoxon p) "
+        "| wrong-low: fixed / default (gap recovered) | wrong-high: fixed / default (gap recovered) "
+        "| fixed-zoo | fixed-ref |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for env_name, records in by_env.items():
+        env = ENVS[env_name]
+
+        def rate(scenario: str | Sequence[str], arm: str, records: Sequence[dict[str, Any]] = records) -> str:
+            runs = _runs(records, scenario, arm)
+            if not runs:
+                return "-"
+            wins = sum(r["success"] for r in runs)
+            return f"{wins}/{len(runs)} ({wilson(wins, len(runs))})"
+
+        comparison = paired(_runs(records, ROBUSTNESS, "meta"), _runs(records, ROBUSTNESS, "prior"), env)
+        versus = "-" if comparison is None else f"{comparison.wilcoxon_p:.2g} ({verdict(comparison)})"
+        zoo = _runs(records, "zoo", "fixed")
+        wrong = []
+        for scenario in WRONG:
+            fixed, meta = _runs(records, scenario, "fixed"), _runs(records, scenario, "meta")
+            if not (fixed and meta and zoo):
+                wrong.append("-")
+                continue
+            rates = [statistics.fmean(r["success"] for r in runs) for runs in (zoo, fixed, meta)]
+            gap = rates[0] - rates[1]
+            share = "no gap" if gap <= 0 else f"{(rates[2] - rates[1]) / gap:.0%}"
+            wrong.append(
+                f"{sum(r['success'] for r in fixed)} / {sum(r['success'] for r in meta)} of {len(meta)} ({share})"
+            )
+        lines.append(
+            f"| {env_name} | {rate(ROBUSTNESS, 'meta')} | {rate(ROBUSTNESS, 'prior')} | {versus} | {wrong[0]} | "
+            f"{wrong[1]} | {rate('zoo', 'fixed')} | {rate('ref', 'fixed')} |"
+        )
+    kind = "test seeds" if min(seeds) >= 100 else "development seeds"
+    return [*lines, "", f"Seeds {seeds[0]}-{seeds[-1]} ({kind}); success with 95% Wilson intervals.", ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
+    parser.add_argument("--envs", default=None, help="comma-separated envs, run one after another (for --env)")
     parser.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 (development) or 100-109 (test)")
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [rl-zoo3's budget]")
     parser.add_argument("--cells", default="default", help="scenario:arm,... or 'default'")
@@ -427,7 +469,22 @@ def main() -> None:
         seeds = parse_seeds(args.seeds)
     except ValueError as error:
         parser.error(str(error))
-    env = ENVS[args.env]
+    env_names = [name.strip() for name in (args.envs or args.env).split(",")]
+    unknown = sorted(set(env_names) - set(ENVS))
+    if unknown:
+        parser.error(f"--envs: unknown env(s) {unknown}; choose from {list(ENVS)}")
+    by_env = {name: run_env(ENVS[name], args, cells=cells, seeds=seeds) for name in env_names}
+    if len(by_env) > 1:
+        name = results_name("ablation-summary", quick=args.quick, tag=args.tag)
+        title = "Ablation summary: the shipped default against its prior and fixed values"
+        lines = report_header(title, quick=args.quick, notes=[f"Envs: {', '.join(by_env)}"])
+        write_report(args.out / f"{name}.md", [*lines, *summary_lines(by_env, seeds)])
+
+
+def run_env(
+    env: BenchEnv, args: argparse.Namespace, *, cells: Sequence[tuple[str, str]], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Run (unless --report-only) and report one env's cells; returns its records."""
     steps = args.steps or (QUICK_STEPS[env.name] if args.quick else env.steps)
     name = results_name("ablation", env=env.name, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
@@ -452,6 +509,7 @@ def main() -> None:
         extra=args.overrides,
     )
     write_report(args.out / f"{name}.md", report)
+    return records
 
 
 if __name__ == "__main__":

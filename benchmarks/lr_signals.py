@@ -21,7 +21,13 @@ side on the same run, candidate signals, each signed so that **positive means "r
                                                        steps, every 32 gradient steps (the lookahead of meta
                                                        mode, lr_rule: meta)
     meta1s      meta1 at the first step after each target update only
-    gamma2      -dJ/dlogit gamma / J after 2 steps (not an lr signal: where the lookahead takes gamma)
+    meta2f/2h   meta2 with a fresh batch for the second inner step (f), and also with the target held between
+                                                       the inner steps as it is between real target updates (h)
+
+and, in a second table, where the same lookaheads take gamma and the Huber delta (-dJ/dlogit gamma / J and
+-dJ/dlog delta / J: positive means "raise it"): gamma2/delta2 as meta mode computes them (K = 2, one batch
+for both inner steps, the target Polyak-updated with tau between them), gamma2f/delta2f with a fresh batch,
+gamma2h/delta2h with a fresh batch and the target held.
 
 A signal that can place lr without a prior must change sign (or cross a fixed set point) between the learning
 rates that learn and those that do not, on every env. Means over the last two thirds of each run (its first
@@ -71,7 +77,15 @@ LRS = {
     "mountaincar": (1e-5, 1e-4, 1e-3, 4e-3, 1e-2, 1e-1),
     "lunarlander": (1e-5, 1e-4, 6.3e-4, 3e-3, 1e-2, 1e-1),
 }
-SIGNALS = ("lag1", "lagdot", "start1", "tan90", "tan99", "period", "meta1", "meta1s", "meta2", "gamma2")
+SIGNALS = ("lag1", "lagdot", "start1", "tan90", "tan99", "period", "meta1", "meta1s", "meta2", "meta2f", "meta2h")
+OTHER_SIGNALS = ("gamma2", "gamma2f", "gamma2h", "delta2", "delta2f", "delta2h")
+#: Lookahead variants measured every META_EVERY steps: (inner steps, fresh batch per step, target schedule).
+VARIANTS: dict[str, tuple[int, bool, str]] = {
+    "1": (1, False, "polyak"),
+    "2": (2, False, "polyak"),
+    "2f": (2, True, "polyak"),
+    "2h": (2, True, "held"),
+}
 META_EVERY = 32  # gradient steps between two lookahead measurements
 RECORD_EVERY = 500  # env steps per record
 
@@ -99,18 +113,23 @@ class SignalProbe(FixedTuner):
     def __init__(self, space: HyperSpace, agent: DQNAgent, config: TrainConfig, sample: Callable[[], Batch]) -> None:
         super().__init__(space, agent)
         values = space.current()
-        bounds = {"lr": (1e-7, 1.0), "gamma": (0.5, 0.99999)}
-        self.meta_space = HyperSpace(values, ["lr", "gamma"], bounds, dtype=agent.dtype, device=agent.device)
+        bounds = {"lr": (1e-7, 1.0), "gamma": (0.5, 0.99999), "huber_delta": (1e-3, 1e3)}
+        names = ["lr", "gamma", "huber_delta"]
+        self.meta_space = HyperSpace(values, names, bounds, dtype=agent.dtype, device=agent.device)
         self.lookahead = {
-            k: LookaheadSettings(
-                lookahead=k,
-                reference_gamma=REFERENCE_VALUES["gamma"],
-                reference_delta=REFERENCE_VALUES["huber_delta"],
-                max_grad_norm=config.agent.max_grad_norm,
-                double_dqn=config.agent.double_dqn,
-                adam_eps=config.agent.adam_eps,
+            name: (
+                LookaheadSettings(
+                    lookahead=k,
+                    reference_gamma=REFERENCE_VALUES["gamma"],
+                    reference_delta=REFERENCE_VALUES["huber_delta"],
+                    max_grad_norm=config.agent.max_grad_norm,
+                    double_dqn=config.agent.double_dqn,
+                    adam_eps=config.agent.adam_eps,
+                    target_schedule=schedule,  # type: ignore[arg-type]
+                ),
+                fresh,
             )
-            for k in (1, 2)
+            for name, (k, fresh, schedule) in VARIANTS.items()
         }
         params = agent.params
         self.sample = sample
@@ -161,9 +180,20 @@ class SignalProbe(FixedTuner):
         for name, value in zip(("tan90", "tan99"), tangents, strict=True):
             self._add(name, value)
 
-    def _meta_signals(self, inner: Batch, outer: Batch, q_t_target: torch.Tensor | None, ks: tuple[int, ...]) -> None:
+    def _meta_signals(
+        self,
+        inner: Batch,
+        outer: Batch,
+        q_t_target: torch.Tensor | None,
+        variants: tuple[str, ...],
+        *,
+        suffix: str = "",
+    ) -> None:
         named = dict(self.agent.q_net.named_parameters())
-        for k in ks:
+        fresh_batch = self.sample() if any(self.lookahead[v][1] for v in variants) else None
+        for variant in variants:
+            settings, fresh = self.lookahead[variant]
+            batches = [inner, fresh_batch] if fresh and fresh_batch is not None else inner
             objective = lookahead_objective(
                 self.meta_space.z,
                 space=self.meta_space,
@@ -171,20 +201,18 @@ class SignalProbe(FixedTuner):
                 params={n: p.detach() for n, p in named.items()},
                 target_params={n: p.detach() for n, p in self.agent.target_net.named_parameters()},
                 adam_state=adam_state_of(self.agent.optimizer, named),
-                inner_batch=inner,
+                inner_batch=batches,
                 outer_batch=outer,
-                settings=self.lookahead[k],
+                settings=settings,
                 inner_q_t_target=q_t_target,
             )
             (grad,) = torch.autograd.grad(objective, self.meta_space.z)
             scale = float(objective.detach()) + 1e-12
-            lr_grad, gamma_grad = grad.tolist()
-            if len(ks) == 1:  # the period-start measurement
-                self._add("meta1s", -lr_grad / scale)
-                continue
-            self._add(f"meta{k}", -lr_grad / scale)
-            if k == 2:
-                self._add("gamma2", -gamma_grad / scale)
+            lr_grad, gamma_grad, delta_grad = grad.tolist()
+            self._add(f"meta{variant}{suffix}", -lr_grad / scale)
+            if variant != "1":
+                self._add(f"gamma{variant}", -gamma_grad / scale)
+                self._add(f"delta{variant}", -delta_grad / scale)
 
     def _period_signal(self) -> None:
         """At a target update: the held-out gradient under the ending period's target, against its path."""
@@ -198,10 +226,10 @@ class SignalProbe(FixedTuner):
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.steps % META_EVERY == 0:
-            self._meta_signals(batch, sample_outer(), q_t_target, (1, 2))
+            self._meta_signals(batch, sample_outer(), q_t_target, tuple(VARIANTS))
         first = self._first_of_period
         if first:
-            self._meta_signals(batch, self.sample(), q_t_target, (1,))
+            self._meta_signals(batch, self.sample(), q_t_target, ("1",), suffix="s")
         with torch.no_grad():
             torch._foreach_copy_(self._before, self.agent.params)
         loss, q_mean = self.agent.gradient_step(
@@ -238,7 +266,7 @@ def measure(config: TrainConfig) -> dict[str, Any]:
     trainer = Trainer(config, [collector])
     trainer.tuner = SignalProbe(trainer.tuner.space, trainer.agent, config, trainer._sample)
     result = trainer.run()
-    series = {name: collector.series(f"signal/{name}") for name in SIGNALS}
+    series = {name: collector.series(f"signal/{name}") for name in (*SIGNALS, *OTHER_SIGNALS)}
     late = {}
     for name, (steps, values) in series.items():
         tail = [v for s, v in zip(steps, values, strict=True) if s > config.training.total_steps / 3]
@@ -254,10 +282,10 @@ def measure(config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def make_tasks(env_name: str, steps: int, extra: list[str]) -> list[Task]:
+def make_tasks(env_name: str, steps: int, extra: list[str], lrs: tuple[float, ...] | None = None) -> list[Task]:
     env = ENVS[env_name]
     tasks = []
-    for lr in LRS[env_name]:
+    for lr in lrs or LRS[env_name]:
         overrides = [
             f"agent.lr={lr}",
             f"training.log_every={RECORD_EVERY}",
@@ -279,26 +307,30 @@ def report(records: list[dict[str, Any]], env: str, steps: int, quick: bool) -> 
             "thirds of the run (standard error of its per-record means in brackets); positive means 'raise lr'",
         ],
     )
-    lines += ["| lr | final eval | " + " | ".join(SIGNALS) + " |", "|---" * (len(SIGNALS) + 2) + "|"]
-    for record in sorted(records, key=lambda r: r["lr"]):
-        cells = []
-        for name in SIGNALS:
-            value = record["late"].get(name)
-            cells.append(f"{value[0]:+.3f} ({value[1]:.3f})" if value else "-")
-        lines.append(f"| {record['lr']:g} | {record['final_mean']:.1f} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    for names in (SIGNALS, OTHER_SIGNALS):
+        lines += ["| lr | final eval | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for record in sorted(records, key=lambda r: r["lr"]):
+            cells = []
+            for name in names:
+                value = record["late"].get(name)
+                cells.append(f"{value[0]:+.3f} ({value[1]:.3f})" if value else "-")
+            lines.append(f"| {record['lr']:g} | {record['final_mean']:.1f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--steps", type=int, default=None, help="env steps per run [60% of rl-zoo3's budget]")
+    parser.add_argument("--lrs", default=None, help="comma-separated learning rates [six per env]")
     args = parser.parse_args()
     env = ENVS[args.env]
     steps = args.steps or (3000 if args.quick else int(env.steps * 0.6))
     name = results_name("lr-signals", env=args.env, quick=args.quick, tag=args.tag)
     log = ResultLog(args.out / f"{name}.jsonl")
-    tasks = make_tasks(args.env, steps, args.overrides)
+    lrs = tuple(float(v) for v in args.lrs.split(",")) if args.lrs else None
+    tasks = make_tasks(args.env, steps, args.overrides, lrs)
     if not args.report_only:
         run_tasks(tasks, log, workers=args.workers)
     keys = {task.key for task in tasks}

@@ -25,8 +25,9 @@ everything, the targets' dependence on gamma and tau included. Derivatives use `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -57,6 +58,7 @@ class LookaheadSettings:
     double_dqn: bool
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    target_schedule: Literal["polyak", "held"] = "polyak"
 
 
 def _q_function(model: nn.Module, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -83,7 +85,7 @@ def lookahead_objective(
     params: Params,
     target_params: Params,
     adam_state: AdamState,
-    inner_batch: Batch,
+    inner_batch: Batch | Sequence[Batch],
     outer_batch: Batch,
     settings: LookaheadSettings,
     inner_q_t_target: torch.Tensor | None = None,
@@ -91,34 +93,40 @@ def lookahead_objective(
 ) -> torch.Tensor:
     """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps.
 
-    ``inner_q_t_target`` optionally gives the target network's Q-values on ``inner_batch.next_obs`` (the first
-    inner step's target), already computed by the Trainer. ``lr_scale``: the ``agent.lr_decay`` factor, so
-    the inner steps use the learning rate the agent's steps use.
+    ``inner_batch``: one batch for every inner step, or one batch per inner step (fresh data each step, as the
+    real steps see). ``inner_q_t_target`` optionally gives the target network's Q-values on the first inner
+    batch's ``next_obs``, already computed by the Trainer. ``lr_scale``: the ``agent.lr_decay`` factor, so the
+    inner steps use the learning rate the agent's steps use. ``settings.target_schedule``: ``polyak`` moves the
+    target by tau between inner steps; ``held`` keeps theta-_0, as between two real target updates.
     """
+    batches = [inner_batch] * settings.lookahead if isinstance(inner_batch, Batch) else list(inner_batch)
+    if len(batches) != settings.lookahead:
+        raise ValueError(f"{len(batches)} inner batches for a lookahead of {settings.lookahead}")
     eta = space.values(z)
     theta = {name: p.detach().requires_grad_(True) for name, p in params.items()}
     theta_target, state = target_params, adam_state
-    for k in range(settings.lookahead):
-        if k == 0:  # theta-_0 is a constant: no graph needed for its Q-values
+    moving_target = settings.target_schedule == "polyak"
+    for k, batch in enumerate(batches):
+        if k == 0 or not moving_target:  # theta-_0 is a constant: no graph needed for its Q-values
             with torch.no_grad():
                 q_t_target = (
                     inner_q_t_target
-                    if inner_q_t_target is not None
-                    else _q_function(model, theta_target)(inner_batch.next_obs)
+                    if k == 0 and inner_q_t_target is not None
+                    else _q_function(model, theta_target)(batch.next_obs)
                 )
         else:
-            q_t_target = _q_function(model, theta_target)(inner_batch.next_obs)
+            q_t_target = _q_function(model, theta_target)(batch.next_obs)
         loss, q_tm1 = dqn_loss(
             _q_function(model, theta),
             q_t_target,
-            inner_batch,
+            batch,
             eta["gamma"],
             eta["huber_delta"],
             double_dqn=settings.double_dqn,
         )
         g = clip_by_global_norm(semi_gradient(loss, q_tm1, theta), settings.max_grad_norm)
         theta, state = adam_step(theta, g, state, eta["lr"] * lr_scale, betas=settings.betas, eps=settings.adam_eps)
-        if k < settings.lookahead - 1:
+        if moving_target and k < settings.lookahead - 1:
             tau = eta["tau"]
             theta_target = {n: tau * theta[n] + (1 - tau) * theta_target[n] for n in theta}
     with torch.no_grad():
