@@ -253,6 +253,13 @@ class SelfTuningConfig(_Section):
     lookahead: int = Field(
         2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
     )
+    lookahead_target: Literal["polyak", "held"] = Field(
+        "polyak",
+        description="meta mode: polyak moves the target by tau between the lookahead's inner steps, which all use "
+        "the step's batch (a compressed stand-in for the target schedule, and tau's only gradient); held keeps the "
+        "target network fixed and gives every inner step a fresh batch, as real steps between two target "
+        "updates see them.",
+    )
     hypergrad_clip: float = Field(1.0, gt=0, description="Clip on the norm of the hypergradient vector.")
     bounds: dict[str, ParamBounds] = Field(default_factory=_default_bounds)
     max_steps_at_bound: int | None = Field(

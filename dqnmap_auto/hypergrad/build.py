@@ -56,6 +56,7 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         max_grad_norm=config.agent.max_grad_norm,
         double_dqn=config.agent.double_dqn,
         adam_eps=config.agent.adam_eps,
+        target_schedule=tuning.lookahead_target,
     )
     return MetaGradientTuner(
         space,

@@ -196,7 +196,7 @@ class MetaGradientTuner(FixedTuner):
         self.skipped_updates = 0
 
     def hypergradient(
-        self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
+        self, inner_batch: Batch | Sequence[Batch], outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
     ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
         named: dict[str, torch.Tensor] = dict(self.agent.q_net.named_parameters())
@@ -217,7 +217,7 @@ class MetaGradientTuner(FixedTuner):
         return hypergrad
 
     def meta_update(
-        self, inner_batch: Batch, outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
+        self, inner_batch: Batch | Sequence[Batch], outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
     ) -> None:
         raw = self.hypergradient(inner_batch, outer_batch, inner_q_t_target=inner_q_t_target)
         hypergrad = torch.where(self._meta_mask > 0, raw, torch.zeros_like(raw))  # lr's entry: the hd rule's
@@ -237,15 +237,24 @@ class MetaGradientTuner(FixedTuner):
         self.space.clamp_()
         self._refresh()
 
+    @property
+    def _fresh_inner_batches(self) -> int:
+        """Extra batches a meta-update draws: with a held target every inner step after the first gets its own."""
+        return self.settings.lookahead - 1 if self.settings.target_schedule == "held" else 0
+
     def outer_batches(self, n_steps: int) -> int:
-        """Meta-updates (one outer batch each) among the next ``n_steps`` steps: multiples of ``interval``."""
-        return -(-(self.steps + n_steps) // self.interval) - -(-self.steps // self.interval)
+        """Batches the meta-updates among the next ``n_steps`` steps draw (an outer batch, and fresh inner ones
+        with a held target), at multiples of ``interval``."""
+        updates = -(-(self.steps + n_steps) // self.interval) - -(-self.steps // self.interval)
+        return updates * (1 + self._fresh_inner_batches)
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.steps % self.interval == 0:
-            self.meta_update(batch, sample_outer(), inner_q_t_target=q_t_target)
+            outer = sample_outer()
+            fresh = [sample_outer() for _ in range(self._fresh_inner_batches)]
+            self.meta_update([batch, *fresh] if fresh else batch, outer, inner_q_t_target=q_t_target)
         self.steps += 1
         if self.lr_rule is not None:
             return self.lr_rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)

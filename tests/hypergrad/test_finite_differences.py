@@ -58,19 +58,22 @@ def relative_error(a: float, b: float) -> float:
 def real_lookahead_loss(
     agent: DQNAgent,
     values: dict[str, float],
-    inner: Batch,
+    inner: Batch | list[Batch],
     outer: Batch,
     *,
     lookahead: int,
     reference: dict[str, float],
+    held_target: bool = False,
 ) -> float:
-    """J computed by running real optimizer steps on a copy of ``agent``."""
+    """J computed by running real optimizer steps on a copy of ``agent`` (one batch per step when ``inner`` is
+    a list; the target updated between steps unless ``held_target``)."""
     clone = copy.deepcopy(agent)
     original_target = copy.deepcopy(agent.target_net)
     clone.set_lr(values["lr"])
-    for k in range(lookahead):
-        clone.gradient_step(inner, values["gamma"], values["huber_delta"])
-        if k < lookahead - 1:
+    batches = inner if isinstance(inner, list) else [inner] * lookahead
+    for k, batch in enumerate(batches):
+        clone.gradient_step(batch, values["gamma"], values["huber_delta"])
+        if k < lookahead - 1 and not held_target:
             clone.update_target(values["tau"])
     with torch.no_grad():
         loss, _ = dqn_loss(
@@ -118,6 +121,62 @@ def test_meta_hypergradients_match_finite_differences(
             analytic[index].item(),
             numeric,
         )
+
+
+@pytest.mark.parametrize("lookahead", [2, 3])
+def test_held_target_hypergradients_match_finite_differences(rng: np.random.Generator, lookahead: int) -> None:
+    """``lookahead_target: held``: a fresh batch per inner step and the target network fixed, as real steps
+    between two target updates; tau then acts on nothing inside the lookahead, so its hypergradient is 0."""
+    config = make_config(
+        self_tuning__mode="meta", self_tuning__lookahead=lookahead, self_tuning__lookahead_target="held"
+    )
+    agent = warmed_up_agent(config, rng)
+    tuner = build_tuner(config, agent)
+    assert isinstance(tuner, MetaGradientTuner)
+    inner, outer = [random_batch(rng) for _ in range(lookahead)], random_batch(rng)
+    analytic = tuner.hypergradient(inner, outer)
+
+    z0 = tuner.space.z.detach().clone()
+    reference = config.self_tuning.reference
+    for index, name in enumerate(tuner.space.names):
+        losses = []
+        for sign in (+1, -1):
+            z = z0.clone()
+            z[index] += sign * EPS
+            values = {n: float(v) for n, v in tuner.space.values(z).items()}
+            losses.append(
+                real_lookahead_loss(
+                    agent, values, inner, outer, lookahead=lookahead, reference=reference, held_target=True
+                )
+            )
+        numeric = (losses[0] - losses[1]) / (2 * EPS)
+        if name == "tau":
+            assert analytic[index].item() == 0.0 and abs(numeric) < 1e-9
+            continue
+        assert abs(numeric) > 1e-8, f"{name}: finite difference vanished, the test would be vacuous"
+        assert relative_error(analytic[index].item(), numeric) < REL_TOL, (name, analytic[index].item(), numeric)
+
+
+def test_held_target_meta_update_draws_fresh_inner_batches(rng: np.random.Generator) -> None:
+    """The tuner asks the Trainer for the extra batches (outer_batches counts them) and uses them."""
+    config = make_config(
+        self_tuning__mode="meta",
+        self_tuning__lookahead=3,
+        self_tuning__lookahead_target="held",
+        self_tuning__interval=4,
+    )
+    agent = warmed_up_agent(config, rng)
+    tuner = build_tuner(config, agent)
+    assert isinstance(tuner, MetaGradientTuner)
+    assert tuner.outer_batches(8) == 2 * 3  # two meta-updates, each one outer and two fresh inner batches
+    drawn: list[Batch] = []
+
+    def sample() -> Batch:
+        drawn.append(random_batch(rng))
+        return drawn[-1]
+
+    tuner.gradient_step(random_batch(rng), sample)
+    assert len(drawn) == 3
 
 
 def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator) -> None:
