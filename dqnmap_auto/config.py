@@ -237,6 +237,11 @@ class SelfTuningConfig(_Section):
         description="hd rule: a recorded step that moves the weights by more than this fraction of their norm is "
         "undone and lr cut to fit (null: never).",
     )
+    hd_measure: Literal["interval", "target_update"] = Field(
+        "interval",
+        description="hd rule: read cos(g_t, u_t-1) every hd_interval steps, or only at the first step after each "
+        "target-network update, where the regression towards the new target is far from its noise floor.",
+    )
     lr_rule: Literal["hd", "meta"] = Field(
         "hd",
         description="meta mode: lr (when in params) follows the hd rule, or its own lookahead meta-gradient, "

@@ -285,6 +285,7 @@ class Trainer:
 
             if self.vector_steps % target_every == 0:
                 agent.update_target(self.tuner.tau)
+                self.tuner.on_target_update()
             if self.step > config.agent.learning_starts and self.vector_steps % config.agent.train_freq == 0:
                 phase_loss, phase_q, phase_n = self._train_phase()
                 self._loss_sum += phase_loss

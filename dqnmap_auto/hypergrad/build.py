@@ -46,6 +46,7 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         pull=tuning.hd_lr_pull,
         reference=tuning.reference["lr"],
         max_step_ratio=tuning.hd_max_step_ratio,
+        measure=tuning.hd_measure,
     )
     if tuning.mode == "hd":
         return HypergradientDescentTuner(space, agent, hd)

@@ -55,6 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -76,6 +77,7 @@ class HDSettings:
     pull: float = 3e-3
     reference: float = REFERENCE_VALUES["lr"]
     max_step_ratio: float | None = 0.1
+    measure: Literal["interval", "target_update"] = "interval"
 
 
 class LearningRateRule:
@@ -102,6 +104,8 @@ class LearningRateRule:
         self.last_hypergrad = 0.0
         self.rejected_steps = 0
         self._recheck = False
+        self._target_changed = False  # a target update happened since the last gradient step
+        self._measure_next = settings.measure == "interval"  # the pending recorded step is one the rule reads
         self._cosines = (0.0, 0)  # sum and count since the last record: the rule's input, as users should see it
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
@@ -110,7 +114,7 @@ class LearningRateRule:
     def _on_gradients(self, grads: list[torch.Tensor]) -> None:
         """Between backward and the optimizer step: follow the hypergradient, then let this step use it."""
         step = self._previous_step  # theta_{t-1} - theta_t = lr * u_{t-1}
-        if step is None:
+        if step is None or not self._measure_next:
             return
         dot = torch.stack([torch.vdot(g.view(-1), d.view(-1)) for g, d in zip(grads, step, strict=True)]).sum()
         norms = torch.stack(torch._foreach_norm(grads) + torch._foreach_norm(step))
@@ -142,8 +146,11 @@ class LearningRateRule:
         copies, ~20% of a step on this CPU, hence the interval), and the step after it follows the
         hypergradient g_{t+1} . u_t before updating."""
         use = self._previous_step is not None
-        # steps 0, interval, 2 interval, ... (the first one included), and the step after a rejected one
-        record = self.steps % self.settings.interval == 0 or self._recheck
+        period_start = self._target_changed and self.settings.measure == "target_update"
+        self._target_changed = False
+        # steps 0, interval, 2 interval, ... (the first one included), the step after a rejected one, and with
+        # measure "target_update" the first step after a target update (the only steps the rule then reads)
+        record = self.steps % self.settings.interval == 0 or self._recheck or period_start
         self.steps += 1
         if record:
             before = self._free_buffer()
@@ -160,7 +167,13 @@ class LearningRateRule:
                 torch._foreach_sub_(before, self.agent.params)  # now lr_t * u_t
             self._recheck = self._rejected(before, weights_norm)
             self._previous_step = None if self._recheck else before
+            self._measure_next = self.settings.measure == "interval" or period_start
         return loss, q_mean
+
+    def on_target_update(self) -> None:
+        """The Trainer updated the target network: with measure ``target_update`` the next gradient step starts a
+        new regression, the one place the rule reads the cosine."""
+        self._target_changed = True
 
     def _rejected(self, step: list[torch.Tensor], weights_norm: torch.Tensor) -> bool:
         """Undo ``step`` (theta_before - theta_after) and cut lr to fit when it moved the weights by more than
@@ -198,6 +211,8 @@ class LearningRateRule:
             "previous_step": self._previous_step,
             "steps": self.steps,
             "recheck": self._recheck,
+            "target_changed": self._target_changed,
+            "measure_next": self._measure_next,
             "rejected_steps": self.rejected_steps,
             "cosines": list(self._cosines),  # a resumed run's next hd/cosine covers the whole window
         }
@@ -212,6 +227,8 @@ class LearningRateRule:
         self.steps = int(state.get("steps", 0))  # type: ignore[call-overload]
         # Checkpoints from before these were saved lack them: start them afresh.
         self._recheck = bool(state.get("recheck", False))
+        self._target_changed = bool(state.get("target_changed", False))
+        self._measure_next = bool(state.get("measure_next", self.settings.measure == "interval"))
         self.rejected_steps = int(state.get("rejected_steps", 0))  # type: ignore[call-overload]
         cosines: Sequence[float] = state.get("cosines", (0.0, 0))  # type: ignore[assignment]
         self._cosines = (float(cosines[0]), int(cosines[1]))
@@ -230,6 +247,9 @@ class HypergradientDescentTuner(FixedTuner):
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
+
+    def on_target_update(self) -> None:
+        self.rule.on_target_update()
 
     def records(self) -> dict[str, float]:
         return {**super().records(), **self.rule.records()}

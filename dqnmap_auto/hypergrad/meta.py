@@ -260,6 +260,10 @@ class MetaGradientTuner(FixedTuner):
             return self.lr_rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
         return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
 
+    def on_target_update(self) -> None:
+        if self.lr_rule is not None:
+            self.lr_rule.on_target_update()
+
     def records(self) -> dict[str, float]:
         return {**super().records(), **(self.lr_rule.records() if self.lr_rule is not None else {})}
 

@@ -58,6 +58,9 @@ class FixedTuner:
     def set_step(self, step: int) -> None:
         """Told the env step before each training phase (schedules use it; self-tuning does not)."""
 
+    def on_target_update(self) -> None:
+        """Told after every target-network update (the hd rule can measure at the start of each target period)."""
+
     def records(self) -> dict[str, float]:
         """``hp/<name>`` for every hyperparameter, ``hypergrad/<name>`` for the tuned ones."""
         out = {f"hp/{k}": v for k, v in self.space.current().items()}
