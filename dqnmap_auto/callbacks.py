@@ -77,9 +77,10 @@ class RecordCollector(Callback):
 class ProgressBar(Callback):
     """Console bar over env steps: SPS, last eval return, current learning rate and gamma."""
 
-    def __init__(self, *, description: str = "train", leave: bool = True) -> None:
+    def __init__(self, *, description: str = "train", leave: bool = True, file: TextIO | None = None) -> None:
         self.description = description
         self.leave = leave
+        self.file = file  # None: stderr
         self._bar: tqdm | None = None
         self._last_step = 0
         self._postfix: dict[str, str] = {}
@@ -91,6 +92,7 @@ class ProgressBar(Callback):
             unit="step",
             leave=self.leave,
             dynamic_ncols=True,
+            file=self.file,
         )
         self._last_step = trainer.step
 
@@ -107,9 +109,13 @@ class ProgressBar(Callback):
         if step > self._last_step:
             self._bar.update(step - self._last_step)
             self._last_step = step
-            self._bar.set_postfix(self._postfix, refresh=False)
+        self._bar.set_postfix(self._postfix, refresh=False)
 
     def on_end(self, result: TrainResult) -> None:
+        """The bar's last line shows the final evaluation (emitted at the step of the last record, it would
+        otherwise leave the previous periodic one on screen)."""
         if self._bar is not None:
+            self._postfix["eval"] = f"{result.final_eval.mean:.1f}"
+            self._bar.set_postfix(self._postfix, refresh=True)
             self._bar.close()
             self._bar = None

@@ -106,7 +106,14 @@ class AgentConfig(_Section):
         128, ge=-1, description="Gradient steps per training phase; -1 means as many as env steps collected."
     )
     target_update_interval: int = Field(10, ge=1, description="Env steps between target-network updates.")
-    tau: float = Field(1.0, gt=0, le=1, description="Target smoothing: 1 is a hard copy, <1 a Polyak update.")
+    tau: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Target smoothing: 1 is a hard copy, <1 a Polyak update. When tau self-tunes, it starts within "
+        "self_tuning.bounds.tau (at most 0.999: tuned as a logit, it cannot be 1), so 1 becomes 0.999, a Polyak "
+        "update; the CLI says so.",
+    )
     huber_delta: float = Field(1.0, gt=0, description="Huber loss threshold on the TD error.")
     double_dqn: bool = Field(False, description="Select next actions with the online net (van Hasselt 2016).")
     net_arch: list[int] = Field(default_factory=lambda: [256, 256], description="Hidden layer widths.")
@@ -491,3 +498,28 @@ def load_train_config(
 def dump_config(config: TrainConfig) -> str:
     """The resolved config as YAML (round-trips through :func:`load_train_config`)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def clamped_start_values(config: TrainConfig) -> list[str]:
+    """One line per self-tuned hyperparameter whose configured value lies outside its ``self_tuning.bounds``.
+
+    Self-tuning starts such a value on the bound, silently changing what the config says: ``agent.tau: 1.0``
+    (a hard copy) self-tunes from 0.999 (a Polyak update), as the logit that tau is tuned through has no value
+    at 1. The CLI prints these lines once per command.
+    """
+    notes = []
+    agent = config.agent
+    for name in config.self_tuning.tuned():
+        value = float(getattr(agent, name))
+        bounds = config.self_tuning.bounds[name]
+        start = min(max(value, bounds.low), bounds.high)
+        if start == value:
+            continue
+        line = (
+            f"agent.{name} {value:g} self-tunes within self_tuning.bounds.{name} [{bounds.low:g}, {bounds.high:g}], "
+            f"so it starts at {start:g}"
+        )
+        if name == "tau" and value == 1.0:
+            line += ": a Polyak update, not the hard copy tau 1 means (leave tau out of self_tuning.params to keep it)"
+        notes.append(line)
+    return notes

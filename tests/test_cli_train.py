@@ -118,3 +118,42 @@ def test_console_script_reports_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: agent.gamma")
+
+
+def test_a_self_tuned_tau_of_1_is_announced_once(tmp_path: Path) -> None:
+    """tau 1 (a hard copy) self-tunes from 0.999, its bound: the command says so, once."""
+    meta = [*FAST, "--set", "self_tuning.mode=meta", "--set", "self_tuning.params=[gamma,tau]"]
+    result = CliRunner().invoke(main, ["train", CARTPOLE, *meta, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: agent.tau 1 self-tunes within self_tuning.bounds.tau [0.01, 0.999], so it starts at 0.999: a Polyak "
+        "update, not the hard copy tau 1 means (leave tau out of self_tuning.params to keep it)"
+    ]
+    untuned = [*FAST, "--set", "self_tuning.mode=meta", "--set", "self_tuning.params=[gamma]"]
+    result = CliRunner().invoke(main, ["train", CARTPOLE, *untuned, "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0 and "note:" not in result.output, result.output
+
+
+def test_study_run_announces_the_clamped_tau_once_not_per_trial(tmp_path: Path) -> None:
+    from tests.tuning.helpers import smoke_spec
+
+    spec = smoke_spec(tmp_path, n_trials=2, steps=300, eval_every=300, base={"training": {"total_steps": 300}})
+    argv = ["study", "run", str(spec), "--dir", str(tmp_path / "p"), "--no-tracking", "--no-progress"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("note: agent.tau 1 self-tunes") == 1
+
+
+def test_the_progress_bar_ends_on_the_final_evaluation(tmp_path: Path) -> None:
+    import io
+
+    from dqnmap_auto.callbacks import ProgressBar
+    from dqnmap_auto.config import load_train_config
+    from dqnmap_auto.trainer import Trainer
+
+    config = load_train_config(CARTPOLE, overrides=[*(a for a in FAST[2:-1] if a != "--set")], steps=600)
+    screen = io.StringIO()
+    result = Trainer(config, [ProgressBar(file=screen)]).run()
+    last = screen.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert f"eval={result.final_eval.mean:.1f}" in last, last

@@ -46,9 +46,8 @@ def dashboard(
         host=host,
         optuna_port=optuna_port,
         mlflow_port=mlflow_port,
+        announce=click.echo,
     )
-    click.echo(f"optuna-dashboard: {dashboards.optuna_url}")
-    click.echo(f"MLflow UI:        {dashboards.mlflow_url}")
     click.echo("Ctrl-C stops both.")
     try:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` stops both servers too

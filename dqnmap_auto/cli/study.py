@@ -33,6 +33,13 @@ def study() -> None:
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: SQLite in the project directory].")
 @click.option("--tracking/--no-tracking", default=True, help="Log to MLflow and optuna-dashboard.")
 @click.option("--progress/--no-progress", default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the sampler's draws: the same seed on the same study state draws the same trials "
+    "[default: a fresh seed per run, printed in the summary].",
+)
 @location_options
 @user_errors
 def study_run(
@@ -46,6 +53,7 @@ def study_run(
     tracking_uri: str | None,
     tracking: bool,
     progress: bool,
+    seed: int | None,
     storage: str | None,
     directory: str | None,
 ) -> None:
@@ -55,9 +63,11 @@ def study_run(
 
     Many machines: dqnmap-auto study run SPEC --dask tcp://scheduler:8786 --jobs 8
     --storage postgresql://... --tracking-uri http://mlflow:5000
+
+    Ctrl-C marks the running trials FAIL ("interrupted") and queues their retries, which the next
+    `study run` resumes from their checkpoints; it exits with code 130.
     """
     from dqnmap_auto.tuning.spec import load_study_spec
-    from dqnmap_auto.tuning.study import run_study
 
     if n_trials is not None and n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {n_trials}")
@@ -65,22 +75,40 @@ def study_run(
         raise ConfigError(f"--timeout must be > 0, got {timeout}")
     spec = load_study_spec(spec_path, overrides=overrides)
     location = study_location(storage or spec.study.storage, directory)
-    summary = run_study(
-        spec,
-        location,
-        name=name,
-        n_trials=n_trials,
-        timeout=timeout,
-        jobs=jobs,
-        dask=dask,
-        progress=progress,
-        tracking=tracking,
-        tracking_uri=tracking_uri,
-    )
+    from dqnmap_auto.tuning.study import StudyInterrupted, run_study  # torch, MLflow: after the spec is valid
+
+    try:
+        summary = run_study(
+            spec,
+            location,
+            name=name,
+            n_trials=n_trials,
+            timeout=timeout,
+            jobs=jobs,
+            dask=dask,
+            progress=progress,
+            tracking=tracking,
+            tracking_uri=tracking_uri,
+            seed=seed,
+            announce=click.echo,
+        )
+    except StudyInterrupted as interrupted:
+        trials = ", ".join(str(number) for number in interrupted.trials) or "none"
+        click.echo(
+            f"interrupted: trial(s) {trials} marked FAIL (interrupted) with a retry queued; "
+            f"`dqnmap-auto study run {spec_path}` resumes them",
+            err=True,
+        )
+        sys.exit(130)
     best = f"{summary.best_value:.2f} (trial {summary.best_number})" if summary.best_value is not None else "none"
     click.echo(
-        f"study {summary.study_name!r}: {summary.n_new} trials in {summary.seconds:.0f}s "
-        f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed); best {best}"
+        f"study {summary.study_name!r}: ran {summary.n_new} trials in {summary.seconds:.0f}s "
+        f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed; "
+        f"sampler seed {summary.sampler_seed})"
+    )
+    click.echo(
+        f"the study holds {summary.study_trials} trials ({summary.study_complete} complete, "
+        f"{summary.study_pruned} pruned); best {best}"
     )
     click.echo(f"storage: {location.describe()}")
     if tracking:
@@ -116,8 +144,8 @@ def study_status(name: str, storage: str | None, directory: str | None) -> None:
 
     Example: dqnmap-auto study status cartpole
     """
+    from dqnmap_auto.tuning.location import load_existing
     from dqnmap_auto.tuning.manage import trial_rows
-    from dqnmap_auto.tuning.study import load_existing
 
     rows = trial_rows(load_existing(study_location(storage, directory), name))
     click.echo(f"{'#':>4} {'state':9} {'value':>9} {'pruned@':>8}  params")
@@ -142,19 +170,21 @@ def _short(value: object) -> str:
     default=None,
     help="Write the best trial as a train config (with its learned schedule) to this file.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the --export file if it exists.")
 @location_options
 @user_errors
-def study_best(name: str, export_path: str | None, storage: str | None, directory: str | None) -> None:
+def study_best(name: str, export_path: str | None, overwrite: bool, storage: str | None, directory: str | None) -> None:
     """Show the best trial; optionally export it as a train config.
 
     Example: dqnmap-auto study best cartpole --export best.yaml && dqnmap-auto train best.yaml --schedule
     """
+    from dqnmap_auto.tuning.location import load_existing
     from dqnmap_auto.tuning.manage import best_trial, export_best
-    from dqnmap_auto.tuning.study import load_existing
 
     found = load_existing(study_location(storage, directory), name)
     trial = best_trial(found)
-    written = export_best(found, export_path) if export_path else None  # fails before anything is printed
+    # fails before anything is printed
+    written = export_best(found, export_path, overwrite=overwrite) if export_path else None
     click.echo(f"best trial {trial.number}: value {trial.value:.2f}")
     for key, value in trial.params.items():
         click.echo(f"  {key} = {_short(value)}")
@@ -175,8 +205,8 @@ def study_enqueue(name: str, assignments: tuple[str, ...], storage: str | None, 
 
     Example: dqnmap-auto study enqueue cartpole agent.lr=0.001 self_tuning.mode=meta
     """
+    from dqnmap_auto.tuning.location import load_existing
     from dqnmap_auto.tuning.manage import enqueue
-    from dqnmap_auto.tuning.study import load_existing
 
     params = enqueue(load_existing(study_location(storage, directory), name), list(assignments))
     click.echo(f"enqueued {params}")
@@ -185,20 +215,32 @@ def study_enqueue(name: str, assignments: tuple[str, ...], storage: str | None, 
 @study.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--keep-mlflow",
+    is_flag=True,
+    help="Keep the study's MLflow experiment (renamed, so that a new study of this name gets a new one).",
+)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: SQLite in the project directory].")
 @location_options
 @user_errors
-def study_delete(name: str, yes: bool, storage: str | None, directory: str | None) -> None:
-    """Delete a study and its trials from the storage.
+def study_delete(
+    name: str, yes: bool, keep_mlflow: bool, tracking_uri: str | None, storage: str | None, directory: str | None
+) -> None:
+    """Delete a study and everything it wrote: its trials, its MLflow experiment (runs, artifacts, models),
+    its optuna-dashboard artifacts and its checkpoints.
 
     Example: dqnmap-auto study delete cartpole --yes
     """
+    from dqnmap_auto.tuning.location import load_existing
     from dqnmap_auto.tuning.manage import delete
-    from dqnmap_auto.tuning.study import load_existing
 
     location = study_location(storage, directory)
     load_existing(location, name)
-    if not yes and not click.confirm(f"delete study {name!r} from {location.describe()}?", default=False):
+    if not yes and not click.confirm(
+        f"delete study {name!r} from {location.describe()}, with its MLflow runs, artifacts and checkpoints?",
+        default=False,
+    ):
         click.echo("not deleted")
         sys.exit(1)
-    delete(location, name)
-    click.echo(f"deleted {name!r}")
+    removed = delete(location, name, tracking_uri=tracking_uri, keep_mlflow=keep_mlflow)
+    click.echo("deleted " + ", ".join(removed))

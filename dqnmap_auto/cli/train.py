@@ -51,15 +51,17 @@ def train(
 
     Example: dqnmap-auto train studies/cartpole.yaml --seed 0 --out runs/x
     """
+    from dqnmap_auto.config import clamped_start_values, load_train_config
+
+    config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
+    # torch and gymnasium once the config is known to be valid: a config error comes at once
     from dqnmap_auto.agent.networks import check_network
     from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
-    from dqnmap_auto.config import load_train_config
     from dqnmap_auto.envs import check_env
     from dqnmap_auto.hypergrad.schedule import require_schedule
     from dqnmap_auto.run_dir import prepare_run_dir, write_config, write_results
     from dqnmap_auto.trainer import Trainer
 
-    config = load_train_config(config_path, overrides=overrides, seed=seed, steps=steps)
     obs_space = check_env(config.env)  # before anything is written
     check_network(config.agent, tuple(obs_space.shape or ()))
     if use_schedule:
@@ -68,6 +70,9 @@ def train(
         out or Path("runs") / f"{Path(config_path).stem}-seed{config.training.seed}", overwrite=overwrite
     )
     write_config(out_dir, config)
+    if not use_schedule:
+        for note in clamped_start_values(config):
+            click.echo(f"note: {note}", err=True)
     callbacks = [JsonlWriter(out_dir / "metrics.jsonl")]
     if progress:
         callbacks.append(ProgressBar())  # type: ignore[arg-type]

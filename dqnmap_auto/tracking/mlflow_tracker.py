@@ -13,6 +13,7 @@ and leaves pruned and failed runs FINISHED.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -29,23 +30,26 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig, dump_config
 from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.tracking.uris import check_reachable, is_http
+from dqnmap_auto.tracking.uris import default_tracking_uri as default_tracking_uri  # re-exported
 from dqnmap_auto.tuning.storage import mask_password
 
 # With an http tracking server MLflow prints "View run ... at" for every run it ends: noise between progress bars.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# "Creating initial MLflow database tables..." on a new local store: noise in the first `study run`'s output.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
 MAX_PARAMS_PER_BATCH = 100
+#: MLflow 3 opens an experiment in its GenAI view unless it is tagged as model development.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+#: Suffix of a pruned trial's run name: MLflow draws KILLED runs with the same red cross as FAILED ones.
+PRUNED_SUFFIX = " (pruned)"
 STATUS_OF_STATE = {
     optuna.trial.TrialState.COMPLETE: RunStatus.to_string(RunStatus.FINISHED),
     optuna.trial.TrialState.PRUNED: RunStatus.to_string(RunStatus.KILLED),
     optuna.trial.TrialState.FAIL: RunStatus.to_string(RunStatus.FAILED),
 }
-
-
-def default_tracking_uri(directory: Path) -> str:
-    """The embedded store: SQLite inside the project directory."""
-    return f"sqlite:///{(directory / 'mlflow.db').resolve()}"
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -78,23 +82,11 @@ class TrackingContext:
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
 
-
-def check_reachable(tracking_uri: str, *, timeout: float = 5.0) -> None:
-    """Fail fast on an http(s) tracking server that does not answer (MLflow's client retries for minutes)."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
-    url = tracking_uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return
-    except urllib.error.HTTPError:
-        return  # it answered
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise ConfigError(f"--tracking-uri {mask_password(tracking_uri)}: unreachable ({reason})") from None
+    def run_url(self, run_id: str) -> str | None:
+        """The run's page in the MLflow UI of an http tracking server (None for a local store: no UI address)."""
+        if not is_http(self.tracking_uri):
+            return None
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
 
 def start_study_run(
@@ -105,8 +97,10 @@ def start_study_run(
     storage: str,
     spec_path: str | None,
     spec_params: Mapping[str, Any],
+    sampler_seed: int | None = None,
 ) -> TrackingContext:
-    """Create (or reuse) the study's experiment and open the parent run of this invocation."""
+    """Create (or reuse) the study's experiment and open the parent run of this invocation (tagged with the
+    sampler seed it drew, so that ``study run --seed`` can repeat it)."""
     check_reachable(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
@@ -115,14 +109,18 @@ def start_study_run(
             artifact_location = None
             if tracking_uri.startswith("sqlite:///") and str(directory.resolve()) in tracking_uri:
                 artifact_location = (directory / "mlartifacts").resolve().as_uri()
-            experiment_id = client.create_experiment(study_name, artifact_location=artifact_location)
+            experiment_id = client.create_experiment(
+                study_name, artifact_location=artifact_location, tags=EXPERIMENT_KIND
+            )
         else:
             experiment_id = experiment.experiment_id
-        run = client.create_run(
-            experiment_id,
-            run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
-            tags={"optuna.study": study_name, "optuna.storage": mask_password(storage), "dqnmap.role": "study"},
-        )
+            for key, value in EXPERIMENT_KIND.items():  # experiments made before the tag existed
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment_id, key, value)
+        tags = {"optuna.study": study_name, "optuna.storage": mask_password(storage), "dqnmap.role": "study"}
+        if sampler_seed is not None:
+            tags["dqnmap.sampler_seed"] = str(sampler_seed)
+        run = client.create_run(experiment_id, run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags)
     except Exception as error:  # unreachable server, bad URI, read-only store...
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"--tracking-uri {mask_password(tracking_uri)}: {mask_password(message)[:200]}") from None
@@ -161,9 +159,10 @@ class TrialRun:
     def __init__(self, context: TrackingContext, trial: optuna.Trial) -> None:
         self.context = context
         self.client = context.client()
+        self.run_name = f"trial-{trial.number}"
         run = self.client.create_run(
             context.experiment_id,
-            run_name=f"trial-{trial.number}",
+            run_name=self.run_name,
             tags={
                 "mlflow.parentRunId": context.parent_run_id,
                 "optuna.study": context.study_name,
@@ -174,6 +173,7 @@ class TrialRun:
             },
         )
         self.run_id = run.info.run_id
+        self.trial = str(trial.number)
         trial.set_user_attr("mlflow_run_id", self.run_id)
         retry_of = trial.user_attrs.get("dqnmap.retry_of")
         if retry_of is not None:  # link the retry to the run of the trial it continues
@@ -239,8 +239,9 @@ class TrialRun:
             (folder / "trial.log").write_text("\n".join(self.log_lines) + "\n", encoding="utf-8")
             if model is not None:
                 torch.save(model.state_dict(), folder / "model.pt")
-                self._log_pytorch_model(model, folder / "mlflow_model", obs_example)
             self.client.log_artifacts(self.run_id, str(folder))
+            if model is not None:
+                self._log_pytorch_model(model, folder / "mlflow_model", obs_example, step=self._last_step())
         for path in plots:
             self.client.log_artifact(self.run_id, str(path), artifact_path="plots")
         tags = [RunTag("optuna.state", state.name)]
@@ -251,18 +252,46 @@ class TrialRun:
                 RunTag("failure_reason" if state == optuna.trial.TrialState.FAIL else "prune_reason", reason[:5000])
             )
         self.client.log_batch(self.run_id, tags=tags)
+        if state == optuna.trial.TrialState.PRUNED:
+            self.client.update_run(self.run_id, name=self.run_name + PRUNED_SUFFIX)
         self.client.set_terminated(self.run_id, STATUS_OF_STATE[state])
 
-    def _log_pytorch_model(self, model: torch.nn.Module, path: Path, obs_example: Any) -> None:
-        """An ``mlflow.pytorch`` model directory (MLmodel + weights), logged as the artifact ``model``."""
-        import mlflow.pytorch
+    def _last_step(self) -> int:
+        steps = [int(record["step"]) for records in self.records.values() for record in records[-1:]]
+        return max(steps, default=0)
 
+    def _log_pytorch_model(self, model: torch.nn.Module, path: Path, obs_example: Any, *, step: int) -> None:
+        """The Q-network as an MLflow 3 logged model (an ``mlflow.pytorch`` flavor), the run's output: it shows
+        in the run's Models column and the experiment's Models tab.
+
+        The same steps as ``mlflow.pytorch.log_model``, on this run's client: that function logs through the
+        process-wide tracking URI and active run, which the trials' explicit run ids do not use.
+        """
+        import mlflow.pytorch
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
+
+        logged = self.client.create_logged_model(
+            self.context.experiment_id, name="model", source_run_id=self.run_id, tags={"optuna.trial": self.trial}
+        )
         # Explicit requirements: MLflow's inference of them starts a subprocess (seconds per trial).
         requirements = [f"torch=={torch.__version__.split('+')[0]}"]
         mlflow.pytorch.save_model(
-            model, str(path), serialization_format="pt2", input_example=obs_example, pip_requirements=requirements
+            model,
+            str(path),
+            mlflow_model=Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=self.run_id,
+                model_id=logged.model_id,
+            ),
+            serialization_format="pt2",
+            input_example=obs_example,
+            pip_requirements=requirements,
         )
-        self.client.log_artifacts(self.run_id, str(path), artifact_path="model")
+        self.client.log_model_artifacts(logged.model_id, str(path))
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=step)])
 
 
 class _SeedRecords(Callback):

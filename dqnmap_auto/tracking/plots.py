@@ -6,6 +6,7 @@ the notebook calls the same functions. They draw nothing and return None when th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -174,9 +175,6 @@ def run_plots(
 
 def study_plots(study: object, directory: str | Path) -> list[Path]:
     """Optuna's own study plots (matplotlib backend); each is skipped when the study cannot support it yet."""
-    import warnings
-
-    import optuna
     from optuna.visualization import matplotlib as ovm
 
     functions = {
@@ -186,14 +184,30 @@ def study_plots(study: object, directory: str | Path) -> list[Path]:
         "intermediate_values.png": ovm.plot_intermediate_values,
     }
     written = []
-    for name, function in functions.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                warnings.simplefilter("ignore", UserWarning)  # "too few trials" notes on small studies
-                axes = function(study)  # type: ignore[operator]
-        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances need >= 2 finished trials
-            continue
-        figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
-        written.append(_save(figure, Path(directory) / name))
+    quiet = logging.getLogger("optuna.visualization")  # "no complete trials" and the like: the plot shows it
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for name, function in functions.items():
+            path = _study_plot(function, study, Path(directory) / name)
+            if path is not None:
+                written.append(path)
+    finally:
+        quiet.setLevel(level)
     return written
+
+
+def _study_plot(function: object, study: object, path: Path) -> Path | None:
+    import warnings
+
+    import optuna
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # "too few trials" notes on small studies
+            axes = function(study)  # type: ignore[operator]
+    except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances need >= 2 finished trials
+        return None
+    figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+    return _save(figure, path)

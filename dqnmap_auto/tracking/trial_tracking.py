@@ -12,10 +12,12 @@ from optuna.trial import TrialState
 
 from dqnmap_auto.callbacks import Callback, RecordCollector
 from dqnmap_auto.config import TrainConfig
-from dqnmap_auto.tracking.dashboard_notes import publish, trial_note
+from dqnmap_auto.tracking.dashboard_notes import TRAJECTORY_ARTIFACT, publish, trial_note
 from dqnmap_auto.tracking.mlflow_tracker import TrackingContext, TrialRun
 from dqnmap_auto.tracking.plots import run_plots
 from dqnmap_auto.trainer import Trainer
+from dqnmap_auto.tuning.objective import TRAJECTORY_ATTR
+from dqnmap_auto.tuning.recovery import INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,10 @@ class TrialTracking:
         tuning = first.config.self_tuning
         bounds = {n: (b.low, b.high) for n, b in tuning.bounds.items() if n in first.tuner.space.names}
         records = self.run.records.get(0, []) if self.run is not None else self.collector.records
+        # Ctrl-C: record the outcome, skip the plots and the model export (seconds); the retry will have its own
+        interrupted = reason == INTERRUPTED
         with tempfile.TemporaryDirectory(prefix="dqnmap-plots-") as tmp:  # drawn once, for both dashboards
-            plots = run_plots(records, tmp, bounds=bounds)
+            plots = [] if interrupted else run_plots(records, tmp, bounds=bounds)
             if self.run is not None:
                 # a batch of 2: no export specialisation on the batch size
                 obs = first.replay.sample_observations(2, np.random.default_rng(0)) if len(first.replay) > 1 else None
@@ -66,7 +70,7 @@ class TrialTracking:
                     state,
                     reason=reason,
                     configs=self.configs,
-                    model=first.agent.q_net,
+                    model=None if interrupted else first.agent.q_net,
                     plots=plots,
                     obs_example=obs,
                     solved_at=[trainer.solved_at for trainer in trainers],
@@ -88,5 +92,8 @@ class TrialTracking:
             final_eval=last.mean if last is not None else None,
             reason=reason,
             mlflow_run_id=self.run.run_id if self.run is not None else None,
+            mlflow_run_url=self.run.context.run_url(self.run.run_id) if self.run is not None else None,
         )
-        publish(trial, note, plots, self.settings.artifact_dir)
+        trajectory = trial.storage.get_trial_system_attrs(trial._trial_id).get(TRAJECTORY_ATTR)
+        data = {TRAJECTORY_ARTIFACT: trajectory} if trajectory else None
+        publish(trial, note, plots, self.settings.artifact_dir, data=data)

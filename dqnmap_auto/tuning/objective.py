@@ -25,7 +25,7 @@ from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.errors import ConfigError, DivergenceError
 from dqnmap_auto.trainer import Trainer, TrainResult
-from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR, Heartbeat, has_native_heartbeat
+from dqnmap_auto.tuning.recovery import INTERRUPTED, RETRY_OF_ATTR, Heartbeat, enqueue_retry, has_native_heartbeat
 from dqnmap_auto.tuning.seeds import advance_together, load_consistent, value_at
 from dqnmap_auto.tuning.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 
@@ -43,6 +43,25 @@ class TrialObserver(Protocol):
 ObserverFactory = Callable[[optuna.Trial], TrialObserver]
 
 MAX_TRAJECTORY_POINTS = 100
+#: Trial system attributes (optuna-dashboard does not show them): data for the program, not for reading.
+TRAJECTORY_ATTR = "dqnmap:hp_trajectory"  # the downsampled hp/<name> trajectory, for `study best --export`
+INVOCATION_ATTR = "dqnmap:invocation"  # which `study run` invocation ran the trial, for its summary
+
+
+def set_trial_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    """Optuna 5's ``Trial`` has no system-attribute setter; its storage has (as optuna-dashboard uses it)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def trajectory_of(trial: optuna.trial.FrozenTrial) -> dict[str, list[list[float]]]:
+    """A trial's learned hyperparameter trajectory; trials stored before it moved out of the user attributes
+    (where its long JSON widened optuna-dashboard's trial page) keep it in ``hp_trajectory``."""
+    return trial.system_attrs.get(TRAJECTORY_ATTR) or trial.user_attrs.get("hp_trajectory") or {}
+
+
+def _short(values: dict[str, float]) -> dict[str, float]:
+    """7 significant digits (float32's precision): its noise (0.9900000095367432) widens the dashboard's cells."""
+    return {name: float(f"{value:.7g}") for name, value in values.items()}
 
 
 def sample_params(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
@@ -102,16 +121,20 @@ class TrialObjective:
         *,
         observer_factory: ObserverFactory | None = None,
         checkpoint_dir: Path | None = None,
+        invocation: str | None = None,
     ) -> None:
         """
         Args:
             spec: the study spec.
             observer_factory: builds the tracking of each trial (MLflow, optuna-dashboard), if any.
             checkpoint_dir: where trials checkpoint (``<dir>/trial-<n>/seed-<i>.pt``); None: no checkpoints.
+            invocation: the id of the `study run` invocation, stored on each trial so that its summary counts
+                its own trials, not those of another invocation running on the same study.
         """
         self.spec = spec
         self.observer_factory = observer_factory
         self.checkpoint_dir = checkpoint_dir
+        self.invocation = invocation
 
     def checkpoint_path(self, trial_number: int, seed_index: int) -> Path | None:
         if self.checkpoint_dir is None:
@@ -120,16 +143,25 @@ class TrialObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
-        params = sample_params(trial, spec)
-        base_seed = spec.base.training.seed
+        if self.invocation is not None:
+            set_trial_system_attr(trial, INVOCATION_ATTR, self.invocation)
         try:
-            configs = [spec.trial_config(params, seed=base_seed + i) for i in range(spec.study.seeds)]
-        except ConfigError as error:
-            trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
-            return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
-        native = has_native_heartbeat(trial.study._storage)  # Optuna beats for RDB storages itself
-        with Heartbeat(trial, interval=spec.study.heartbeat_interval, beat=not native):
-            return self._train_trial(trial, configs)
+            params = sample_params(trial, spec)
+            base_seed = spec.base.training.seed
+            try:
+                configs = [spec.trial_config(params, seed=base_seed + i) for i in range(spec.study.seeds)]
+            except ConfigError as error:
+                trial.set_user_attr("failure_reason", f"invalid sampled config: {error}")
+                return math.nan  # FAIL: a spec/search-space problem, not a property of the agent
+            native = has_native_heartbeat(trial.study._storage)  # Optuna beats for RDB storages itself
+            with Heartbeat(trial, interval=spec.study.heartbeat_interval, beat=not native):
+                return self._train_trial(trial, configs)
+        except KeyboardInterrupt:
+            # Ctrl-C: Optuna marks the trial FAIL; the reason says why, and a retry resumes from its checkpoints,
+            # as after a crash (``recovery``).
+            trial.set_user_attr("failure_reason", INTERRUPTED)
+            enqueue_retry(trial.study, trial.number, trial.params, INTERRUPTED)
+            raise
 
     def _train_trial(self, trial: optuna.Trial, configs: list[TrainConfig]) -> float:
         observer = self.observer_factory(trial) if self.observer_factory is not None else None
@@ -148,6 +180,9 @@ class TrialObjective:
             return value
         except optuna.TrialPruned as pruned:
             state, reason = TrialState.PRUNED, str(pruned)
+            raise
+        except KeyboardInterrupt:
+            reason = INTERRUPTED
             raise
         except BaseException as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -243,7 +278,7 @@ class TrialObjective:
         trial.set_user_attr("env_steps", sum(r.steps for r in results))
         if any(r.solved_at is not None for r in results):  # training.stop_at_return ended some seed early
             trial.set_user_attr("solved_at", [r.solved_at for r in results])
-        trial.set_user_attr("hp_initial", results[0].initial_hyperparams)
-        trial.set_user_attr("hp_final", results[0].hyperparams)
+        trial.set_user_attr("hp_initial", _short(results[0].initial_hyperparams))
+        trial.set_user_attr("hp_final", _short(results[0].hyperparams))
         trial.set_user_attr("tuned", trainers[0].tuner.space.names)
-        trial.set_user_attr("hp_trajectory", recorder.downsampled())
+        set_trial_system_attr(trial, TRAJECTORY_ATTR, recorder.downsampled())

@@ -29,7 +29,15 @@ PID_ATTR = "dqnmap.pid"
 RETRY_OF_ATTR = "dqnmap.retry_of"
 RETRY_REASON_ATTR = "dqnmap.retry_reason"
 
+INTERRUPTED = "interrupted"  # the failure reason of a trial stopped by Ctrl-C (SIGINT)
+
 OnFailed = Callable[[FrozenTrial, str], None]
+Announce = Callable[[str], None]
+
+
+def enqueue_retry(study: optuna.Study, number: int, params: dict[str, object], reason: str) -> None:
+    """Queue a retry of trial ``number`` with the same parameters; it resumes from that trial's checkpoints."""
+    study.enqueue_trial(params, user_attrs={RETRY_OF_ATTR: number, RETRY_REASON_ATTR: reason})
 
 
 def has_native_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
@@ -112,13 +120,16 @@ class StaleTrialHandler:
     set once tracking has started, after the storage was opened.
     """
 
-    def __init__(self, on_failed: OnFailed | None = None) -> None:
+    def __init__(self, on_failed: OnFailed | None = None, announce: Announce | None = None) -> None:
         self.on_failed = on_failed
+        self.announce = announce  # one line per recovered trial, for the user (None: silent, e.g. in workers)
 
     def retry(self, study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         if self.on_failed is not None:
             self.on_failed(trial, reason)
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason})
+        enqueue_retry(study, trial.number, trial.params, reason)
+        if self.announce is not None:
+            self.announce(f"recovered trial {trial.number} (stale: {reason}): marked FAIL, retry queued")
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.retry(study, trial, "no Optuna heartbeat within the grace period")

@@ -33,6 +33,7 @@ from dqnmap_auto.config import (
     TrainConfig,
     apply_overrides,
     check_field_path,
+    clamped_start_values,
     format_validation_error,
     read_yaml_mapping,
     split_study_keys,
@@ -310,3 +311,29 @@ def _check_networks(spec: StudySpec, obs_shape: tuple[int, ...]) -> None:
         except ConfigError as error:
             where = f"study.search_space {params}" if params else "agent"
             raise ConfigError(f"{where}: {error}") from None
+
+
+#: Study settings whose choices decide which hyperparameters self-tune, and the tuned values themselves.
+SELF_TUNING_PATHS = ("self_tuning.", "agent.lr", "agent.gamma", "agent.huber_delta", "agent.tau")
+
+
+def study_notes(spec: StudySpec) -> list[str]:
+    """What the study's trials will do that their configs do not say (see ``config.clamped_start_values``),
+    over the base config, the enqueued trials and every combination of the self-tuning choices and the ends of
+    the searched ranges of tuned values: printed once by `study run`, not once per trial."""
+    candidates: list[dict[str, Any]] = [{}, *spec.study.enqueue]
+    paths, choices = [], []
+    for path, param in spec.study.search_space.items():
+        if path.startswith(SELF_TUNING_PATHS):
+            paths.append(path)
+            choices.append(param.choices if isinstance(param, CategoricalParam) else [param.low, param.high])
+    for combination in itertools.islice(itertools.product(*choices), MAX_NETWORK_COMBINATIONS):
+        candidates.append(dict(zip(paths, combination, strict=True)))
+    notes: list[str] = []
+    for params in candidates:
+        try:
+            config = spec.trial_config(params, seed=0)
+        except ConfigError:
+            continue  # an invalid combination fails its trial, with the reason
+        notes += [note for note in clamped_start_values(config) if note not in notes]
+    return notes

@@ -100,4 +100,6 @@ def open_storage(
             )
     except Exception as error:  # SQLAlchemy raises many types (driver missing, refused, bad path)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ImportError) and scheme == "postgresql":
+            message += "; install the PostgreSQL drivers: pip install 'dqnmap-auto[postgres]'"
         raise ConfigError(f"--storage {mask_password(url)}: cannot open ({mask_password(message)})") from None

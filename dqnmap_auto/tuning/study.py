@@ -5,40 +5,61 @@ process or on N workers (local processes or a Dask cluster, see ``workers``), an
 from __future__ import annotations
 
 import time
+import uuid
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import optuna
+from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from dqnmap_auto.errors import ConfigError
-from dqnmap_auto.tracking.dashboard_notes import artifact_dir
-from dqnmap_auto.tracking.mlflow_tracker import (
-    check_reachable,
-    default_tracking_uri,
-    finish_study_run,
-    start_study_run,
+from dqnmap_auto.tuning.location import (
+    SPEC_ATTR,
+    StudyLocation,
+    create_or_continue,
+    fresh_seed,
+    load_existing,
+    sampler_seeds,
+    seeded_sampler,
 )
-from dqnmap_auto.tracking.trial_tracking import TrackingSettings
-from dqnmap_auto.tuning.location import SPEC_ATTR, StudyLocation, create_or_continue, load_existing
-from dqnmap_auto.tuning.recovery import StaleTrialHandler, StaleTrialWatch, recover_stale_trials
-from dqnmap_auto.tuning.spec import StudySpec
-from dqnmap_auto.tuning.workers import (
-    COUNTED_STATES,
-    DaskPool,
-    ProcessPool,
-    WorkerPool,
-    WorkerTask,
-    make_objective,
-    on_stale,
-    run_pool,
-    split_trials,
+from dqnmap_auto.tuning.recovery import (
+    INTERRUPTED,
+    RETRY_OF_ATTR,
+    RETRY_REASON_ATTR,
+    StaleTrialHandler,
+    StaleTrialWatch,
+    recover_stale_trials,
 )
+from dqnmap_auto.tuning.spec import StudySpec, study_notes
 
-__all__ = ["SPEC_ATTR", "RunSummary", "StudyLocation", "create_or_continue", "load_existing", "run_study"]
+if TYPE_CHECKING:  # the worker and tracking modules import torch and MLflow: loaded when a study runs
+    from dqnmap_auto.tracking.trial_tracking import TrackingSettings
+    from dqnmap_auto.tuning.workers import WorkerPool
+
+__all__ = [
+    "SPEC_ATTR",
+    "RunSummary",
+    "StudyInterrupted",
+    "StudyLocation",
+    "create_or_continue",
+    "load_existing",
+    "run_study",
+]
+
+#: Seconds the invoking process gives its worker processes, after Ctrl-C, to mark their trials and exit.
+INTERRUPT_GRACE = 30.0
+
+Announce = Callable[[str], None]
 
 
 @dataclass
 class RunSummary:
+    """What one `study run` invocation did (``n_new`` and the state counts: its own trials only) and what the
+    study holds afterwards (other invocations may have run on it meanwhile)."""
+
     study_name: str
     n_new: int
     complete: int
@@ -47,18 +68,32 @@ class RunSummary:
     best_value: float | None
     best_number: int | None
     seconds: float
+    study_trials: int = 0
+    study_complete: int = 0
+    study_pruned: int = 0
+    sampler_seed: int | None = None
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a `study run`; ``trials`` are the numbers of the trials it marked FAIL ("interrupted")
+    and queued again."""
+
+    def __init__(self, trials: list[int]) -> None:
+        super().__init__(trials)
+        self.trials = trials
 
 
 class TrialProgress:
-    """Progress bar over the trials of this run: best value so far, pruned and failed counts."""
+    """Progress bar over the trials of this invocation: best value so far, pruned and failed counts."""
 
-    def __init__(self, total: int | None, already: int, *, enabled: bool) -> None:
-        self.already = already
+    def __init__(self, total: int | None, invocation: str, *, enabled: bool) -> None:
+        self.invocation = invocation
         self.bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
 
     def update(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False)[self.already :]
-        finished = [t for t in trials if t.state.is_finished()]
+        from dqnmap_auto.tuning.workers import invocation_trials
+
+        finished = [t for t in invocation_trials(study, self.invocation) if t.state.is_finished()]
         states = [t.state for t in finished]
         self.bar.n = len(finished)
         best = _best_value(study)
@@ -93,6 +128,8 @@ def run_study(
     tracking: bool = True,
     tracking_uri: str | None = None,
     dask: str | None = None,
+    seed: int | None = None,
+    announce: Announce | None = None,
 ) -> RunSummary:
     """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` workers.
 
@@ -102,6 +139,11 @@ def run_study(
     With ``tracking`` (the default), the invocation is a parent MLflow run (``tracking_uri``, default: SQLite in
     the project directory), every trial a child run, and every trial gets an optuna-dashboard note and its
     plots as Optuna artifacts in ``<dir>/artifacts``.
+
+    ``seed`` makes the sampler's draws reproducible: the same seed on the same study state draws the same
+    trials (one worker). Without it (and without ``study.sampler.args.seed``), every invocation draws a fresh
+    seed, reported in the summary. ``announce`` gets one line per trial recovered or retried at the start.
+    Ctrl-C raises :class:`StudyInterrupted` once the running trials are marked FAIL and queued again.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -109,14 +151,22 @@ def run_study(
     timeout = timeout if timeout is not None else spec.study.timeout
     if n_trials is None and timeout is None:
         raise ConfigError("study.n_trials and study.timeout are both unset: the study would never end")
+    from dqnmap_auto.tracking.mlflow_tracker import check_reachable, default_tracking_uri
+
     if dask not in (None, "local"):
         check_shared_stores(location, tracking=tracking, tracking_uri=tracking_uri)
     if tracking:  # before anything is written: a bad tracking URI must leave no study behind
         check_reachable(tracking_uri or default_tracking_uri(location.directory))
+    from dqnmap_auto.tuning.workers import DaskPool, ProcessPool
+
     # Connected before anything is written too: a bad scheduler address must leave no study behind.
     pool: WorkerPool | None = DaskPool(dask, jobs) if dask is not None else ProcessPool() if jobs > 1 else None
+    if seed is None:
+        spec_seed = spec.study.sampler.args.get("seed")
+        seed = int(spec_seed) if isinstance(spec_seed, int) else fresh_seed()
+    run = _Invocation(spec, location, pool, name, n_trials, timeout, jobs, progress, seed, announce)
     try:
-        return _run(spec, location, pool, name, n_trials, timeout, jobs, progress, tracking, tracking_uri)
+        return run.execute(tracking, tracking_uri)
     finally:
         if pool is not None:
             pool.stop()
@@ -138,67 +188,141 @@ def check_shared_stores(location: StudyLocation, *, tracking: bool, tracking_uri
         )
 
 
-def _run(
-    spec: StudySpec,
-    location: StudyLocation,
-    pool: WorkerPool | None,
-    name: str | None,
-    n_trials: int | None,
-    timeout: float | None,
-    jobs: int,
-    progress: bool,
-    tracking: bool,
-    tracking_uri: str | None,
-) -> RunSummary:
-    handler = StaleTrialHandler()
-    study = create_or_continue(spec, location, name=name, stale_handler=handler)
-    settings = _start_tracking(spec, study, location, tracking_uri) if tracking else None
-    handler.on_failed = on_stale(settings)
-    # Trials that exist and are not waiting; waiting ones (enqueued) run in this invocation and count as new.
-    already = len([t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING])
-    bar = TrialProgress(n_trials, already, enabled=progress)
-    started = time.perf_counter()
-    failed = True
-    try:
-        if pool is None:  # (each worker of a pool recovers stale trials when it starts)
-            recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
+@dataclass
+class _Invocation:
+    """One `study run` invocation: its id, marked on every trial it runs, and how it runs them."""
+
+    spec: StudySpec
+    location: StudyLocation
+    pool: WorkerPool | None
+    name: str | None
+    n_trials: int | None
+    timeout: float | None
+    jobs: int
+    progress: bool
+    seed: int
+    announce: Announce | None
+
+    def __post_init__(self) -> None:
+        self.id = uuid.uuid4().hex[:12]
+
+    def execute(self, tracking: bool, tracking_uri: str | None) -> RunSummary:
+        from dqnmap_auto.tuning.workers import on_stale
+
+        spec, location = self.spec, self.location
+        handler = StaleTrialHandler(announce=self.announce)
+        study = create_or_continue(spec, location, name=self.name, stale_handler=handler)
+        if self.announce is not None:  # once the storage opened: a bad --storage is the only line
+            for note in study_notes(spec):
+                self.announce(f"note: {note}")
+        seeds = sampler_seeds(self.seed, len(study.get_trials(deepcopy=False)), self.jobs)
+        study.sampler = seeded_sampler(spec, seeds[0])
+        settings = _start_tracking(spec, study, location, tracking_uri, self.seed) if tracking else None
+        handler.on_failed = on_stale(settings)
+        self._recover(study, handler)
+        bar = TrialProgress(self.n_trials, self.id, enabled=self.progress)
+        started = time.perf_counter()
+        failed = True
+        try:
+            self._optimize(study, settings, handler, seeds, bar)
+            failed = False
+        except KeyboardInterrupt:
+            raise StudyInterrupted(self._interrupted(study)) from None
+        finally:
+            bar.close()
+            if settings is not None and settings.mlflow is not None:
+                from dqnmap_auto.tracking.mlflow_tracker import finish_study_run
+
+                finish_study_run(settings.mlflow, study, failed=failed)
+        return summarize_run(study, self.id, time.perf_counter() - started, sampler_seed=self.seed)
+
+    def _recover(self, study: optuna.Study, handler: StaleTrialHandler) -> None:
+        """Fail and queue again the trials of dead workers, and say which queued retries this run picks up."""
+        waiting_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+        recover_stale_trials(study, grace=self.spec.study.stale_after, handler=handler)
+        if _has_native_heartbeat(study):  # Optuna's own check, at once rather than at the first trial
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        if self.announce is None:
+            return
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
+            if retry_of is not None and trial.number in waiting_before:
+                reason = trial.user_attrs.get(RETRY_REASON_ATTR, "")
+                self.announce(f"trial {trial.number} retries trial {retry_of} ({reason}), from its checkpoint")
+
+    def _optimize(
+        self,
+        study: optuna.Study,
+        settings: TrackingSettings | None,
+        handler: StaleTrialHandler,
+        seeds: list[int],
+        bar: TrialProgress,
+    ) -> None:
+        from dqnmap_auto.tuning.workers import WorkerTask, make_objective, run_pool, split_trials
+
+        spec, location = self.spec, self.location
+        if self.pool is None:
             study.optimize(
-                make_objective(spec, study, location, settings),
-                n_trials=n_trials,
-                timeout=timeout,
+                make_objective(spec, study, location, settings, self.id),
+                n_trials=self.n_trials,
+                timeout=self.timeout,
                 callbacks=[
                     StaleTrialWatch(grace=spec.study.stale_after, handler=handler),
                     lambda s, _t: bar.update(s),
                 ],
                 gc_after_trial=True,
             )
-        else:
-            finished = len(study.get_trials(deepcopy=False, states=COUNTED_STATES))
-            tasks = [
-                WorkerTask(
-                    spec=spec,
-                    location=location,
-                    name=study.study_name,
-                    n_trials=share,
-                    timeout=timeout,
-                    worker=i,
-                    tracking=settings,
-                    stop_at=finished + n_trials if n_trials is not None else None,
-                )
-                for i, share in enumerate(split_trials(n_trials, jobs))
-            ]
-            run_pool(pool, tasks, on_tick=lambda: bar.update(study))
-        failed = False
-    finally:
-        bar.close()
-        if settings is not None and settings.mlflow is not None:
-            finish_study_run(settings.mlflow, study, failed=failed)
-    return summarize_run(study, already, time.perf_counter() - started)
+            return
+        tasks = [
+            WorkerTask(
+                spec=spec,
+                location=location,
+                name=study.study_name,
+                n_trials=share,
+                timeout=self.timeout,
+                worker=i,
+                tracking=settings,
+                invocation=self.id,
+                stop_after=self.n_trials,
+                sampler_seed=seeds[i],
+            )
+            for i, share in enumerate(split_trials(self.n_trials, self.jobs))
+        ]
+        try:
+            run_pool(self.pool, tasks, on_tick=lambda: bar.update(study))
+        except KeyboardInterrupt:
+            self.pool.interrupt(INTERRUPT_GRACE)
+            self.pool.stop()
+            # a worker that did not exit in time (or a Dask task) leaves a RUNNING trial: fail and queue it now
+            recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)
+            raise
+
+    def _interrupted(self, study: optuna.Study) -> list[int]:
+        """The trials Ctrl-C stopped: failed as "interrupted" by their worker, or as stale by ``_optimize``."""
+        from dqnmap_auto.tuning.workers import invocation_trials
+
+        return [
+            t.number
+            for t in invocation_trials(study, self.id, (TrialState.FAIL,))
+            if str(t.user_attrs.get("failure_reason", "")).startswith((INTERRUPTED, "stale:"))
+        ]
+
+
+def _has_native_heartbeat(study: optuna.Study) -> bool:
+    from dqnmap_auto.tuning.recovery import has_native_heartbeat
+
+    return has_native_heartbeat(study._storage)
 
 
 def _start_tracking(
-    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking_uri: str | None
+    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking_uri: str | None, seed: int
 ) -> TrackingSettings:
+    from dqnmap_auto.tracking.dashboard_notes import artifact_dir, publish_spec
+    from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri, start_study_run
+    from dqnmap_auto.tracking.trial_tracking import TrackingSettings
+
     location.directory.mkdir(parents=True, exist_ok=True)
     context = start_study_run(
         study_name=study.study_name,
@@ -207,21 +331,29 @@ def _start_tracking(
         storage=location.describe(),
         spec_path=spec.source,
         spec_params={"base": spec.base.model_dump(mode="json"), "study": spec.study.model_dump(mode="json")},
+        sampler_seed=seed,
     )
+    publish_spec(study, artifact_dir(location.directory))
     return TrackingSettings(mlflow=context, artifact_dir=artifact_dir(location.directory))
 
 
-def summarize_run(study: optuna.Study, already: int, seconds: float) -> RunSummary:
-    trials = study.get_trials(deepcopy=False)[already:]
-    states = [t.state for t in trials]
+def summarize_run(study: optuna.Study, invocation: str, seconds: float, *, sampler_seed: int | None) -> RunSummary:
+    from dqnmap_auto.tuning.workers import invocation_trials
+
+    states = [t.state for t in invocation_trials(study, invocation)]
+    everything = [t.state for t in study.get_trials(deepcopy=False)]
     best = _best_value(study)
     return RunSummary(
         study_name=study.study_name,
-        n_new=len(trials),
-        complete=states.count(optuna.trial.TrialState.COMPLETE),
-        pruned=states.count(optuna.trial.TrialState.PRUNED),
-        failed=states.count(optuna.trial.TrialState.FAIL),
+        n_new=len(states),
+        complete=states.count(TrialState.COMPLETE),
+        pruned=states.count(TrialState.PRUNED),
+        failed=states.count(TrialState.FAIL),
         best_value=best,
         best_number=study.best_trial.number if best is not None else None,
         seconds=seconds,
+        study_trials=len(everything),
+        study_complete=everything.count(TrialState.COMPLETE),
+        study_pruned=everything.count(TrialState.PRUNED),
+        sampler_seed=sampler_seed,
     )

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
-from dqnmap_auto.tuning.location import StudyLocation, create_or_continue
-from dqnmap_auto.tuning.objective import TrialObjective
+from dqnmap_auto.tuning.location import StudyLocation, checkpoint_dir, create_or_continue
+from dqnmap_auto.tuning.objective import INVOCATION_ATTR, TrialObjective
 from dqnmap_auto.tuning.recovery import StaleTrialHandler, StaleTrialWatch, recover_stale_trials
 from dqnmap_auto.tuning.spec import StudySpec
 
@@ -31,14 +33,43 @@ COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def make_objective(
-    spec: StudySpec, study: optuna.Study, location: StudyLocation, tracking: TrackingSettings | None
+    spec: StudySpec,
+    study: optuna.Study,
+    location: StudyLocation,
+    tracking: TrackingSettings | None,
+    invocation: str | None = None,
 ) -> TrialObjective:
     """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
     return TrialObjective(
         spec,
         observer_factory=tracking.observer if tracking is not None else None,
-        checkpoint_dir=location.directory / "checkpoints" / study.study_name,
+        checkpoint_dir=checkpoint_dir(location, study.study_name),
+        invocation=invocation,
     )
+
+
+def invocation_trials(
+    study: optuna.Study, invocation: str, states: Sequence[TrialState] | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    """The trials one `study run` invocation ran (other invocations may run on the same study meanwhile)."""
+    trials = study.get_trials(deepcopy=False, states=tuple(states) if states is not None else None)
+    return [t for t in trials if t.system_attrs.get(INVOCATION_ATTR) == invocation]
+
+
+class InvocationLimit:
+    """A ``study.optimize`` callback: stop once the invocation has ``n_trials`` COMPLETE or PRUNED trials.
+
+    Counted per invocation, not in the whole study: another invocation's trials on the same study do not end
+    this one early, and a task that Dask reruns after its worker died does not run more than were asked for.
+    """
+
+    def __init__(self, invocation: str, n_trials: int) -> None:
+        self.invocation = invocation
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if len(invocation_trials(study, self.invocation, COUNTED_STATES)) >= self.n_trials:
+            study.stop()
 
 
 def on_stale(tracking: TrackingSettings | None) -> Callable[[optuna.trial.FrozenTrial, str], None] | None:
@@ -50,8 +81,9 @@ class WorkerTask:
     """Everything one worker needs, picklable (it crosses process and machine boundaries): the validated spec
     itself, so a worker on another machine needs no copy of the spec file.
 
-    ``stop_at``: the number of COMPLETE + PRUNED trials in the study at which every worker stops, so a task that
-    Dask reruns after its worker died does not run more trials than were asked for.
+    ``invocation``: the id of the `study run` invocation, stored on each trial it runs; ``stop_after``: the
+    number of COMPLETE + PRUNED trials of the invocation at which every worker stops (see
+    :class:`InvocationLimit`). ``sampler_seed``: this worker's (see ``location.sampler_seeds``).
     """
 
     spec: StudySpec
@@ -61,22 +93,37 @@ class WorkerTask:
     timeout: float | None
     worker: int
     tracking: TrackingSettings | None
-    stop_at: int | None
+    invocation: str
+    stop_after: int | None
+    sampler_seed: int | None
 
 
 def run_worker(task: WorkerTask) -> None:
-    """Body of one worker: optimize until its share, the timeout or ``stop_at``."""
+    """Body of one worker: optimize until its share, the timeout or ``stop_after``.
+
+    Ctrl-C (SIGINT, from the terminal or forwarded by the invoking process) ends the worker quietly with exit
+    code 130, once the objective has marked its trial FAIL ("interrupted") and queued its retry.
+    """
+    try:
+        _optimize_worker(task)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _optimize_worker(task: WorkerTask) -> None:
     spec = task.spec
     handler = StaleTrialHandler(on_stale(task.tracking))
-    study = create_or_continue(spec, task.location, name=task.name, worker=task.worker, stale_handler=handler)
+    study = create_or_continue(
+        spec, task.location, name=task.name, sampler_seed=task.sampler_seed, stale_handler=handler
+    )
     recover_stale_trials(study, grace=spec.study.stale_after, handler=handler)  # e.g. this task's previous run
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         StaleTrialWatch(grace=spec.study.stale_after, handler=handler)
     ]
-    if task.stop_at is not None:
-        callbacks.append(MaxTrialsCallback(task.stop_at, states=COUNTED_STATES))
+    if task.stop_after is not None:
+        callbacks.append(InvocationLimit(task.invocation, task.stop_after))
     study.optimize(
-        make_objective(spec, study, task.location, task.tracking),
+        make_objective(spec, study, task.location, task.tracking, task.invocation),
         n_trials=task.n_trials,
         timeout=task.timeout,
         callbacks=callbacks,
@@ -97,6 +144,7 @@ class WorkerPool(Protocol):
     def start(self, tasks: Sequence[WorkerTask]) -> None: ...
     def running(self) -> bool: ...
     def errors(self) -> list[str]: ...
+    def interrupt(self, timeout: float) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -119,6 +167,19 @@ class ProcessPool:
 
     def errors(self) -> list[str]:
         return [f"{p.name} exited with code {p.exitcode}" for p in self.processes if p.exitcode not in (0, None)]
+
+    def interrupt(self, timeout: float) -> None:
+        """Ctrl-C: pass SIGINT on (a terminal sends it to the workers too; ``kill -INT`` only to this process)
+        and give each worker ``timeout`` seconds to mark its trial and exit; ``stop`` then ends the rest."""
+        for process in self.processes:
+            if process.is_alive() and process.pid is not None:
+                try:
+                    os.kill(process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         for process in self.processes:
@@ -174,6 +235,10 @@ class DaskPool:
             for future in self.futures
             if future.done() and (error := future.exception()) is not None
         ]
+
+    def interrupt(self, timeout: float) -> None:
+        """Running Dask tasks cannot be interrupted from here: ``stop`` cancels them (a LocalCluster's workers
+        end with it), and the invoking process then fails and retries their trials as stale."""
 
     def stop(self) -> None:
         for future in self.futures:

@@ -70,7 +70,10 @@ def test_twelve_trials_on_dask_postgres_and_mlflow_server(
         assert run.info.status == STATUS_OF_STATE[trial.state]
         assert "eval_return" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(children["0"].info.run_id)}  # through the server's proxy
-    assert {"config.yaml", "metrics.jsonl", "trial.log", "model.pt", "model", "plots"} <= artifacts
+    assert {"config.yaml", "metrics.jsonl", "trial.log", "model.pt", "plots"} <= artifacts
+    run_id = children["0"].info.run_id  # the Q-network as a logged model, its files through the proxy too
+    (model,) = client.search_logged_models([experiment.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    assert "MLmodel" in {a.path for a in client.list_logged_model_artifacts(model.model_id)}
     plots = {a.path for a in client.list_artifacts(children["0"].info.run_id, "plots")}
     assert "plots/learning_curve.png" in plots
     parent = client.get_run(children["0"].data.tags["mlflow.parentRunId"])

@@ -158,19 +158,26 @@ def existing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         (["study", "enqueue", "smoke", "agent.gamma=0.9"], "not in the search space"),
         (["study", "enqueue", "smoke", "agent.lr"], "expected key=value"),
         (["study", "best", "smoke", "--export", "/proc/no/such/dir/best.yaml"], "cannot write"),
+        (["study", "best", "smoke", "--export", "{file}"], "already exists; choose another file or pass --overwrite"),
+        (["study", "enqueue", "smoke", "agent.lr=5"], "agent.lr=5: outside the search space [0.0001, 0.01]"),
+        (["study", "enqueue", "smoke", "agent.lr=fast"], "agent.lr='fast': expected a number"),
+        (["study", "enqueue", "smoke", "agent.lr=0.001", "self_tuning.mode=sgd"], "not one of the search space's"),
     ],
 )
 def test_bad_commands_on_an_existing_study_change_nothing(
     existing: tuple[Path, Path], argv: list[str], message: str
 ) -> None:
-    _, project = existing
+    tmp, project = existing
     location = StudyLocation(None, project)
     before = [(t.number, t.state, t.value) for t in load_existing(location, "smoke").get_trials()]
-    result = CliRunner().invoke(main, [*argv, "--dir", str(project)])
+    kept = tmp / "kept.yaml"  # an existing file that `--export` must not replace
+    kept.write_text("mine\n")
+    result = CliRunner().invoke(main, [*(str(kept) if a == "{file}" else a for a in argv), "--dir", str(project)])
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and message in result.output
     after = [(t.number, t.state, t.value) for t in load_existing(location, "smoke").get_trials()]
-    assert after == before
+    assert after == before  # no trial enqueued either
+    assert kept.read_text() == "mine\n"
 
 
 def test_port_in_use_is_reported(existing: tuple[Path, Path]) -> None:
@@ -185,4 +192,4 @@ def test_port_in_use_is_reported(existing: tuple[Path, Path]) -> None:
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(CORPUS) + 6 + 1 >= 25
+    assert len(CORPUS) + 10 + 1 >= 25

@@ -47,7 +47,8 @@ def test_one_child_run_per_trial_in_the_matching_state(tracked: tuple[optuna.Stu
     by_id = {r.info.run_id: r for r in children}
     for trial in trials:
         run = by_id[trial.user_attrs["mlflow_run_id"]]  # Optuna -> MLflow
-        assert run.info.run_name == f"trial-{trial.number}"
+        pruned = " (pruned)" if trial.state == TrialState.PRUNED else ""  # KILLED looks like FAILED in MLflow's UI
+        assert run.info.run_name == f"trial-{trial.number}{pruned}"
         assert run.data.tags["optuna.trial"] == str(trial.number)  # MLflow -> Optuna
         assert run.data.tags["optuna.study"] == "smoke"
         assert run.data.tags["optuna.state"] == trial.state.name
@@ -60,7 +61,7 @@ def test_one_child_run_per_trial_in_the_matching_state(tracked: tuple[optuna.Stu
 
 
 def test_step_metrics_and_artifacts(tracked: tuple[optuna.Study, mlflow.MlflowClient, str]) -> None:
-    study, client, _ = tracked
+    study, client, exp_id = tracked
     trial = study.get_trials()[0]
     run_id = trial.user_attrs["mlflow_run_id"]
     history = client.get_metric_history(run_id, "hp/lr")
@@ -70,10 +71,20 @@ def test_step_metrics_and_artifacts(tracked: tuple[optuna.Study, mlflow.MlflowCl
     evals = client.get_metric_history(run_id, "eval_return")
     assert [m.value for m in evals] == [pytest.approx(trial.intermediate_values[m.step]) for m in evals]
     files = {a.path for a in client.list_artifacts(run_id)}
-    assert {"config.yaml", "metrics.jsonl", "trial.log", "model.pt", "model", "plots"} <= files
+    assert {"config.yaml", "metrics.jsonl", "trial.log", "model.pt", "plots"} <= files
     plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
     assert {"learning_curve.png", "loss_q.png", "hyperparameters.png", "hypergradients.png"} <= plots
-    assert "MLmodel" in {Path(a.path).name for a in client.list_artifacts(run_id, "model")}
+    # an MLflow 3 logged model, the run's output: the Models column of the runs table
+    (model,) = client.search_logged_models(filter_string=f"source_run_id = '{run_id}'", experiment_ids=[exp_id])
+    assert str(model.status) == "READY"
+    assert [output.model_id for output in client.get_run(run_id).outputs.model_outputs] == [model.model_id]
+    assert "MLmodel" in {Path(a.path).name for a in client.list_logged_model_artifacts(model.model_id)}
+    assert mlflow.pytorch.load_model(model.artifact_location) is not None
+
+
+def test_experiment_opens_in_the_model_training_view(tracked: tuple[optuna.Study, mlflow.MlflowClient, str]) -> None:
+    _, client, experiment_id = tracked
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_parent_run_holds_spec_and_study_plots(tracked: tuple[optuna.Study, mlflow.MlflowClient, str]) -> None:
@@ -100,7 +111,32 @@ def test_dashboard_note_and_artifacts_on_the_trial(tracked: tuple[optuna.Study, 
     note = optuna_dashboard.get_note(optuna.trial.Trial(study, trial._trial_id))
     assert "Final eval return" in note and trial.user_attrs["mlflow_run_id"] in note
     artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
-    assert {"learning_curve.png", "hyperparameters.png"} <= {a.filename for a in artifacts}
+    assert {"learning_curve.png", "hyperparameters.png", "hp_trajectory.json"} <= {a.filename for a in artifacts}
+    # the spec's text is a study artifact; its user attribute (one table row in optuna-dashboard) only points there
+    assert study.user_attrs["spec"] == "smoke.yaml (full text: study artifact spec.yaml)"
+    assert "spec.yaml" in {a.filename for a in optuna.artifacts.get_all_artifact_meta(study)}
+
+
+def test_note_links_the_mlflow_run_on_a_tracking_server() -> None:
+    from dqnmap_auto.tracking.dashboard_notes import trial_note
+    from dqnmap_auto.tracking.mlflow_tracker import TrackingContext
+
+    context = TrackingContext("http://127.0.0.1:5000", "3", "parent", "smoke", "journal")
+    url = context.run_url("abc")
+    assert url == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    note = trial_note(
+        number=0,
+        state="COMPLETE",
+        tuned=[],
+        initial={},
+        final={},
+        final_eval=1.0,
+        reason=None,
+        mlflow_run_id="abc",
+        mlflow_run_url=url,
+    )
+    assert "[`abc`](http://127.0.0.1:5000/#/experiments/3/runs/abc)" in note
+    assert TrackingContext("sqlite:///x.db", "3", "p", "s", "j").run_url("abc") is None
 
 
 def test_passwords_are_masked() -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from dqnmap_auto.cli import main
 from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri
+from dqnmap_auto.tuning.objective import trajectory_of
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
 from tests.tuning.helpers import smoke_spec
@@ -43,7 +44,9 @@ def test_trials_report_intermediate_values_and_store_outcomes(tmp_path: Path) ->
         tuned = trial.user_attrs["tuned"]
         assert tuned and set(tuned) <= set(trial.user_attrs["hp_final"])
         assert trial.user_attrs["hp_initial"]["lr"] == pytest.approx(trial.params["agent.lr"])
-        assert trial.user_attrs["hp_trajectory"]["lr"][0] == [0, pytest.approx(trial.params["agent.lr"])]
+        assert trajectory_of(trial)["lr"][0] == [0, pytest.approx(trial.params["agent.lr"])]
+        assert "hp_trajectory" not in trial.user_attrs  # long data stays out of optuna-dashboard's attribute table
+        assert max(len(json.dumps(value)) for value in trial.user_attrs.values()) < 200
 
 
 def test_pruning_stops_a_trial_before_its_budget(tmp_path: Path) -> None:
@@ -131,9 +134,10 @@ def test_interrupted_study_resumes(tmp_path: Path) -> None:
         output = proc.communicate()[0].decode(errors="replace")
         pytest.fail(f"the study reported no evaluation before it was to be interrupted:\n{output[-2000:]}")
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=120) == 130
     first = load_existing(location, "smoke").get_trials()
-    assert len(first) == 1 and first[0].state == TrialState.FAIL and first[0].intermediate_values
+    assert [t.state for t in first] == [TrialState.FAIL, TrialState.WAITING]  # its retry is queued
+    assert first[0].intermediate_values and first[0].user_attrs["failure_reason"] == "interrupted"
     quick = smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"})
     study = run(quick, directory)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
@@ -172,7 +176,7 @@ def test_export_then_train_replays_the_schedule(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     replayed = {int(r["step"]): r["hp/lr"] for r in records if "hp/lr" in r}
-    schedule = dict((int(s), v) for s, v in best.user_attrs["hp_trajectory"]["lr"])
+    schedule = dict((int(s), v) for s, v in trajectory_of(best)["lr"])
     # every phase uses the last scheduled value at or before its start: the logged values come from the schedule
     assert set(replayed.values()) <= set(schedule.values())
     assert len(set(replayed.values())) > 1
