@@ -242,7 +242,7 @@ def run_dqnmap_study(job: StudyJob) -> optuna.Study:
     study = create_or_continue(spec, location)
     remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:  # a killed run's RUNNING trial is failed and retried from its checkpoint by run_study
-        run_study(spec, location, n_trials=remaining, jobs=1, progress=False, tracking=False)
+        run_study(spec, location, n_trials=remaining, jobs=1, progress=False, tracking=False, seed=job.seed)
     return study
 
 
