@@ -127,6 +127,61 @@ def test_a_step_too_large_for_the_first_order_model_is_undone_and_lr_cut_to_fit(
         assert ratio < 0.1 and 0 < moved < 0.1 * norm and float(space.z.detach()[0]) == pytest.approx(math.log(lr))
 
 
+def test_hd_measured_at_target_updates_reads_only_the_step_after_one() -> None:
+    """``hd_measure: target_update``: lr moves only at the second step of a target period (by beta times the
+    cosine of that step's gradient with the first step's update, set point 0); the step-size guard's records in
+    between leave lr alone, and so does a period without a target update."""
+    rng = np.random.default_rng(7)
+    agent = warmed_up_agent(make_config(), rng)
+    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+    agent.set_lr(1e-3)
+    settings = HDSettings(beta=0.5, interval=2, target_cos=0.0, pull=0.0, measure="target_update")
+    rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+    start = math.log(1e-3)
+    for _ in range(5):  # guard records at steps 0, 2, 4: no measurement without a target update
+        rule.gradient_step(random_batch(rng), 0.95, 0.7)
+    assert float(space.z.detach()[0]) == pytest.approx(start) and rule.records() == {}
+
+    rule.on_target_update()
+    first = [p.detach().clone() for p in agent.params]
+    rule.gradient_step(random_batch(rng), 0.95, 0.7)  # the period's first step: recorded
+    update = [f - p.detach() for f, p in zip(first, agent.params, strict=True)]
+    probe = copy.deepcopy(agent)
+    batch = random_batch(rng)
+    loss, _ = probe.loss(batch, 0.95, 0.7)
+    grads = torch.autograd.grad(loss, probe.params)
+    flat_g = torch.cat([g.reshape(-1) for g in grads])
+    flat_u = torch.cat([u.reshape(-1) for u in update])
+    cosine = float(flat_g @ flat_u / (flat_g.norm() * flat_u.norm()))
+    rule.gradient_step(batch, 0.95, 0.7)  # the second step reads g_t . u_t-1
+    assert float(space.z.detach()[0]) - start == pytest.approx(0.5 * cosine, abs=1e-9)
+    assert rule.records() == {"hd/cosine": pytest.approx(cosine, abs=1e-9)}
+    moved = float(space.z.detach()[0])
+    for _ in range(4):  # no further target update: lr stays
+        rule.gradient_step(random_batch(rng), 0.95, 0.7)
+    assert float(space.z.detach()[0]) == pytest.approx(moved)
+
+
+def test_the_trainer_tells_the_tuner_of_target_updates() -> None:
+    from dqnmap_auto.trainer import Trainer
+
+    config = make_config(self_tuning__mode="hd", self_tuning__params=["lr"], self_tuning__hd_measure="target_update")
+    config.agent.net_arch = [16]
+    config.agent.learning_starts = 100
+    config.agent.train_freq = 8
+    config.agent.gradient_steps = 4
+    config.agent.target_update_interval = 40
+    config.training.total_steps = 400
+    config.training.eval_every = 0
+    config.training.final_eval_episodes = 1
+    trainer = Trainer(config)
+    calls = []
+    original = trainer.tuner.on_target_update
+    trainer.tuner.on_target_update = lambda: (calls.append(trainer.step), original())  # type: ignore[method-assign]
+    trainer.run()
+    assert calls == list(range(40, 401, 40))
+
+
 def meta_tuner(lr_rule: str) -> MetaGradientTuner:
     config = make_config(
         self_tuning__mode="meta", self_tuning__lr_rule=lr_rule, self_tuning__interval=1, self_tuning__hd_interval=1
