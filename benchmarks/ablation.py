@@ -167,7 +167,8 @@ def run_config(env: BenchEnv, *, scenario: str, arm: str, seed: int, steps: int,
         f"training.stop_at_return={env.threshold}",
     ]
     zoo = validate_train_config(apply_overrides(row, protocol))
-    overrides = [*protocol, *_scenario(zoo, scenario), *ARMS[arm], *extra]
+    # --set (an engine variant) first: the scenario and the arm (the prior's zeroed steps) must win over it
+    overrides = [*protocol, *extra, *_scenario(zoo, scenario), *ARMS[arm]]
     return validate_train_config(apply_overrides(row, overrides))
 
 
