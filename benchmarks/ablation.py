@@ -1,10 +1,10 @@
 """What do the hypergradients add beyond the priors around them? Paired ablations on four envs (issue 19).
 
 Self-tuning has two parts: hypergradient steps (the hd rule's cosine step on lr, the meta-gradient's Adam step
-on gamma, Huber delta and tau) and priors around them (the pull of lr, and of gamma and delta in meta mode,
-towards ``self_tuning.reference``; the hd rule's step-size guard; the bounds). Every run here trains this
-project's DQN on the env's rl-zoo3 row (``studies/<env>.yaml``, its ``self_tuning`` section dropped: every arm
-runs the config's defaults) from one *scenario* (start) with one *arm*:
+on gamma and Huber delta) and priors around them (the pull of lr towards ``self_tuning.reference``, the hd
+rule's step-size guard, the bounds). Every run here trains this project's DQN on the env's rl-zoo3 row
+(``studies/<env>.yaml``; a spec's ``self_tuning`` section, if any, is dropped: every arm runs the config's
+defaults) from one *scenario* (start) with one *arm*:
 
     scenarios   zoo         rl-zoo3's row
                 ref         lr, gamma and Huber delta at the self-tuner's reference values
@@ -14,8 +14,8 @@ runs the config's defaults) from one *scenario* (start) with one *arm*:
                 wrong-low   reference lr 30x below rl-zoo3's, and the run starts there
                 wrong-high  reference lr 30x above rl-zoo3's (at most the lr bound 0.1), and the run starts there
     arms        fixed       self-tuning off: the start is held
-                meta        the shipped default (meta mode: lr by the hd rule, gamma/delta/tau by the lookahead)
-                prior       meta with every hypergradient step zeroed (hd_lr 0, meta_lr 0): pulls, guard, bounds
+                meta        the shipped default (meta mode: lr by the hd rule, gamma and delta by the held lookahead)
+                prior       meta with every hypergradient step zeroed (hd_lr 0, meta_lr 0): pull, guard, bounds
                 hd          hd mode (lr only)
                 hd-prior    hd mode with its step zeroed
 

@@ -59,7 +59,7 @@ MODES = ("fixed", "hd", "meta")
 MODE_OVERRIDES: dict[str, tuple[str, ...]] = {
     "fixed": FIXED,
     "hd": ("self_tuning.enabled=true", "self_tuning.mode=hd", "self_tuning.params=[lr]"),
-    "meta": ("self_tuning.enabled=true", "self_tuning.mode=meta", "self_tuning.params=[lr,gamma,huber_delta,tau]"),
+    "meta": ("self_tuning.enabled=true", "self_tuning.mode=meta", "self_tuning.params=[lr,gamma,huber_delta]"),
 }
 GOAL = 0.8
 

@@ -203,94 +203,129 @@ def _default_bounds() -> dict[str, ParamBounds]:
 class SelfTuningConfig(_Section):
     """The inner loop: hyperparameters that follow their hypergradient during training."""
 
+    # Every default below says what evidence set it; benchmarks/RESULTS.md has the runs and the commands. The
+    # shipped default is self-tuning v5: meta mode, lr by the hd rule, gamma and Huber delta by a lookahead whose
+    # target is held, as between real target updates (issue 19's ablation: benchmarks/ablation.py).
     enabled: bool = True
     mode: Literal["hd", "meta"] = Field(
-        "meta", description="hd: hypergradient descent on lr only; meta: lookahead meta-gradient."
+        "meta",
+        description="hd: hypergradient descent on lr only; meta: lr by the hd rule, gamma and huber_delta by a "
+        "lookahead meta-gradient. meta is the default because it alone also corrects a bad gamma (issue 19's "
+        "gamma-low start).",
     )
     params: list[str] = Field(
-        default_factory=lambda: ["lr", "gamma", "huber_delta", "tau"],
-        description="Which hyperparameters self-tune (hd mode tunes lr only).",
+        default_factory=lambda: ["lr", "gamma", "huber_delta"],
+        description="Which hyperparameters self-tune (hd mode tunes lr only). tau only with lookahead_target: "
+        "polyak, the only lookahead that gives it a gradient; under it the lookahead also drove tau to 0.54 and "
+        "delta to 0.3 on CartPole, so tau is not tuned by default.",
     )
     meta_lr: float = Field(
         0.01,
         ge=0,
-        description="Step size of the meta-optimizer (Adam in meta mode); 0 switches the meta-gradient step off and "
-        "leaves the priors (pulls, bounds), the ablation `prior` of benchmarks/ablation.py.",
+        description="Adam step size of the meta-gradient on gamma and huber_delta (per meta-update, in logit / log "
+        "space). Every benchmark so far ran 0.01; none compared other values (the CartPole study searches "
+        "1e-3..0.1). 0 switches the step off and leaves the priors (the ablation `prior`). Hypergradients here are "
+        "1e-3..1e-1, far above Adam's eps, so no rescaling.",
     )
     hd_lr: float = Field(
         0.1,
         ge=0,
-        description="hd rule: log-lr step per update, times (cosine - hd_target_cos); 0 switches the hypergradient "
-        "step off and leaves the pull and the step-size guard (the ablation `prior`).",
+        description="hd rule: log-lr step per update, times (cosine - hd_target_cos); the v2 anchor value. 0 "
+        "switches the hypergradient step off and leaves the pull and the step-size guard (the ablation `prior`).",
     )
-    hd_interval: int = Field(8, ge=1, description="hd rule: gradient steps between two learning-rate updates.")
+    hd_interval: int = Field(
+        8,
+        ge=1,
+        description="hd rule: gradient steps between two learning-rate updates; each costs a parameter copy and "
+        "a few norms (hd/fixed speed 1.02 on CartPole). Every benchmark ran 8; none compared other values.",
+    )
     hd_target_cos: float = Field(
         -0.05,
         ge=-1,
         le=1,
-        description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it (0: plain hd, "
-        "which shrinks lr at any noise floor).",
+        description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it. Plain hd (0) "
+        "shrank lr at CartPole's noise floor (hd_cosine.py: the cosine sits slightly below 0 at good lr).",
     )
     hd_lr_pull: float = Field(
         3e-3,
         ge=0,
         lt=1,
-        description="hd rule: per update, log lr also moves this fraction of the way to log reference.lr; settles "
-        "lr where the cosine barely depends on it (0: no pull).",
+        description="hd rule: per update, log lr also moves this fraction of the way to log reference.lr. Why: "
+        "the lag-1 cosine hardly depends on lr between 1e-4 and 1e-2 (lr_signals.py), and without the pull lr "
+        "drifted up until Acrobot broke (robustness 23/30 -> 29/30; CartPole 39/50 with 3e-3, 34/50 with 1e-3).",
     )
     hd_max_step_ratio: float | None = Field(
         0.1,
         gt=0,
         description="hd rule: a recorded step that moves the weights by more than this fraction of their norm is "
-        "undone and lr cut to fit (null: never).",
+        "undone and lr cut to fit (null: never). Why: from lr 0.1 Acrobot diverges before any cosine can react.",
     )
     hd_measure: Literal["interval", "target_update"] = Field(
         "interval",
         description="hd rule: read cos(g_t, u_t-1) every hd_interval steps, or only at the first step after each "
-        "target-network update, where the regression towards the new target is far from its noise floor.",
+        "target-network update, where the cosine does depend on lr and crosses 0 near rl-zoo3's lr on CartPole "
+        "and Acrobot (lr_signals.py, start1). Not the default: with set point 0 and no pull it climbed from lr "
+        "1e-5 too slowly (CartPole, 1 development seed: 5e-4 after 50k steps, unsolved).",
+    )
+    hd_pace_max: float = Field(
+        1.0,
+        ge=1,
+        description="hd rule, with hd_measure target_update: a read's step and pull count as the gradient steps "
+        "since the previous read over hd_interval, capped here (1: each read is one step). Unpaced, one read per "
+        "training phase on CartPole climbed from lr 1e-5 to 1e-3 only after 50k steps; uncapped, Acrobot's lr ran "
+        "to its bound (development seeds, issue 19).",
     )
     lr_rule: Literal["hd", "meta"] = Field(
         "hd",
         description="meta mode: lr (when in params) follows the hd rule, or its own lookahead meta-gradient, "
-        "which short horizons bias towards tiny learning rates.",
+        "which short horizons bias towards tiny learning rates (lr_signals.py: meta2 negative from 1e-3 up).",
     )
-    interval: int = Field(32, ge=1, description="meta mode: gradient steps between two meta-updates.")
-    meta_pull: float = Field(
-        0.0,
-        ge=0,
-        lt=1,
-        description="meta mode: per meta-update, gamma and huber_delta (in logit / log space) also move this "
-        "fraction of the way to their reference values, a prior where the lookahead's signal is biased (0: none).",
+    interval: int = Field(
+        32,
+        ge=1,
+        description="meta mode: gradient steps between two meta-updates, each worth about 10 plain steps; set for "
+        "speed (meta/fixed 0.52-0.69 at 16, 0.74 at 32 with v4, 0.88 with v5: benchmarks/speed.py).",
     )
     lookahead: int = Field(
-        2, ge=1, le=4, description="meta mode: differentiated inner steps (>=2 gives tau a gradient)."
+        2,
+        ge=1,
+        le=4,
+        description="meta mode: differentiated inner steps (2: the shortest horizon in which the target matters).",
     )
     lookahead_target: Literal["polyak", "held"] = Field(
-        "polyak",
-        description="meta mode: polyak moves the target by tau between the lookahead's inner steps, which all use "
-        "the step's batch (a compressed stand-in for the target schedule, and tau's only gradient); held keeps the "
-        "target network fixed and gives every inner step a fresh batch, as real steps between two target "
-        "updates see them.",
+        "held",
+        description="meta mode: held keeps the target network fixed and gives every inner step a fresh batch, as "
+        "real steps between two target updates see them (the default: with it meta solved from gamma 0.9 on "
+        "CartPole where the polyak lookahead did not, gamma ending at 0.989 instead of 0.986, delta near 0.9 "
+        "instead of 0.3-0.6); polyak moves the target by tau between inner steps that reuse one batch, a "
+        "compressed stand-in for the target schedule whose gamma and delta gradients are biased down, but the "
+        "only one that gives tau a gradient.",
     )
-    hypergrad_clip: float = Field(1.0, gt=0, description="Clip on the norm of the hypergradient vector.")
+    hypergrad_clip: float = Field(
+        1.0,
+        gt=0,
+        description="meta mode: clip on the norm of the hypergradient vector before Adam (which normalises the "
+        "step anyway); guards against one bad batch. Not tuned by any benchmark.",
+    )
     bounds: dict[str, ParamBounds] = Field(default_factory=_default_bounds)
     max_steps_at_bound: int | None = Field(
         None,
         ge=1,
         description="Stop the run as diverged when a tuned value sits on a bound for this many env steps "
-        "(null: never).",
+        "(null: never). A study's safety switch, off by default: no benchmark sets it.",
     )
     max_change: float | None = Field(
         None,
         gt=1,
         description="Trust region: a tuned value stays within this factor of its initial value (odds for gamma "
-        "and tau); null: only the bounds apply.",
+        "and tau); null (the default): only the bounds apply. With 10, starts at lr 1e-5 or 0.1 could not reach "
+        "a working lr on CartPole or Acrobot (RESULTS.md, robustness v2).",
     )
     reference: dict[str, float] = Field(
         default_factory=lambda: dict(REFERENCE_VALUES),
         description="Fixed values that anchor self-tuning: gamma and huber_delta in the outer (meta) loss, so tuned "
-        "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads, gamma and huber_delta where "
-        "meta mode's (meta_pull) does.",
+        "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads. 1e-3 / 0.99 / 1.0: common "
+        "DQN values, not any env's tuned row (issue 19's wrong-low / wrong-high starts move lr 30x away).",
     )
 
     @field_validator("params", mode="before")
@@ -308,6 +343,15 @@ class SelfTuningConfig(_Section):
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {unknown}; tunable: {list(TUNABLE_PARAMS)}")
         return list(dict.fromkeys(params))
+
+    @model_validator(mode="after")
+    def _tau_needs_a_gradient(self) -> SelfTuningConfig:
+        if self.enabled and self.mode == "meta" and "tau" in self.params and self.lookahead_target == "held":
+            raise ValueError(
+                "params: tau self-tunes only with lookahead_target: polyak (a held target gives it no gradient); "
+                "drop tau or set lookahead_target: polyak"
+            )
+        return self
 
     @field_validator("bounds")
     @classmethod

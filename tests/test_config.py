@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from dqnmap_auto.config import TrainConfig, apply_overrides, dump_config, load_train_config
+from dqnmap_auto.config import (
+    SelfTuningConfig,
+    TrainConfig,
+    apply_overrides,
+    dump_config,
+    load_train_config,
+    read_yaml_mapping,
+)
 from dqnmap_auto.errors import ConfigError
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -22,7 +29,23 @@ def test_cartpole_spec_loads_with_rl_zoo_settings() -> None:
     config = load_train_config(STUDIES / "cartpole.yaml")
     assert config.env.id == "CartPole-v1"
     assert (config.agent.lr, config.agent.train_freq, config.agent.gradient_steps) == (2.3e-3, 256, 128)
-    assert config.self_tuning.enabled and config.self_tuning.mode == "hd"
+    # issue 19: no per-env self-tuning settings in a benchmark env's spec, the config's defaults run
+    assert config.self_tuning == SelfTuningConfig()
+    assert config.self_tuning.tuned() == ["lr", "gamma", "huber_delta"]
+
+
+@pytest.mark.parametrize("name", ["cartpole", "acrobot", "mountaincar", "lunarlander"])
+def test_benchmark_env_specs_carry_no_self_tuning_section(name: str) -> None:
+    assert "self_tuning" not in read_yaml_mapping(STUDIES / f"{name}.yaml")
+
+
+def test_tau_cannot_self_tune_under_the_held_lookahead() -> None:
+    with pytest.raises(ConfigError, match="tau self-tunes only with lookahead_target: polyak"):
+        load_train_config(STUDIES / "cartpole.yaml", overrides=["self_tuning.params=[lr, tau]"])
+    polyak = ["self_tuning.params=[lr, tau]", "self_tuning.lookahead_target=polyak"]
+    assert load_train_config(STUDIES / "cartpole.yaml", overrides=polyak).self_tuning.tuned() == ["lr", "tau"]
+    hd = ["self_tuning.params=[lr, tau]", "self_tuning.mode=hd"]  # hd tunes lr only: tau is simply not tuned
+    assert load_train_config(STUDIES / "cartpole.yaml", overrides=hd).self_tuning.tuned() == ["lr"]
 
 
 def test_dump_round_trips(tmp_path: Path) -> None:

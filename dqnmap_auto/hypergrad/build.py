@@ -47,6 +47,7 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         reference=tuning.reference["lr"],
         max_step_ratio=tuning.hd_max_step_ratio,
         measure=tuning.hd_measure,
+        pace_max=tuning.hd_pace_max,
     )
     if tuning.mode == "hd":
         return HypergradientDescentTuner(space, agent, hd)
@@ -67,6 +68,4 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         interval=tuning.interval,
         clip=tuning.hypergrad_clip,
         lr_rule=hd if tuning.lr_rule == "hd" else None,
-        pull=tuning.meta_pull,
-        references=tuning.reference,
     )

@@ -69,7 +69,16 @@ from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 @dataclass(frozen=True)
 class HDSettings:
     """The rule's knobs (``self_tuning.hd_lr``, ``hd_interval``, ``hd_target_cos``, ``hd_lr_pull``,
-    ``reference.lr``, ``hd_max_step_ratio``), with the config's defaults."""
+    ``reference.lr``, ``hd_max_step_ratio``, ``hd_measure``, ``hd_pace_max``), with the config's defaults.
+
+    ``pace_max`` (with measure ``target_update``): a read's step and pull are multiplied by the gradient steps
+    since the previous read over ``interval``, capped at ``pace_max`` (1: no pacing). Large enough, lr moves as
+    fast per gradient step as with interval reads. Why:
+    target updates come once per training phase on CartPole's rl-zoo3 row (128 gradient steps), so unpaced
+    reads moved lr 16x slower; from lr 1e-5 it took 50k steps to reach 1e-3 while gamma ran to 0.999 and the
+    loss diverged (development seeds 0-1, ``benchmarks/RESULTS.md``, issue 19). Why a cap: on Acrobot's row
+    (250 gradient steps per target period) full pacing multiplies one noisy read by 31, and lr ran to its bound.
+    The multiplier is also capped so that one read's pull covers at most half the way to the reference."""
 
     beta: float = 0.1
     interval: int = 8
@@ -78,6 +87,7 @@ class HDSettings:
     reference: float = REFERENCE_VALUES["lr"]
     max_step_ratio: float | None = 0.1
     measure: Literal["interval", "target_update"] = "interval"
+    pace_max: float = 1.0
 
 
 class LearningRateRule:
@@ -107,6 +117,7 @@ class LearningRateRule:
         self._target_changed = False  # a target update happened since the last gradient step
         self._measure_next = settings.measure == "interval"  # the pending recorded step is one the rule reads
         self._cosines = (0.0, 0)  # sum and count since the last record: the rule's input, as users should see it
+        self._last_read = 0  # self.steps at the previous read (paced reads scale by the gap)
         # Two preallocated parameter copies: theta_t before a recorded step, then the step lr_t * u_t.
         self._buffers = [[torch.empty_like(p) for p in agent.params] for _ in range(2)]
         self._previous_step: list[torch.Tensor] | None = None
@@ -127,12 +138,22 @@ class LearningRateRule:
         self.space.last_hypergrad["lr"] = hypergrad_z
         self._cosines = (self._cosines[0] + cosine, self._cosines[1] + 1)
         settings = self.settings
+        pace = self._pace()
         with torch.no_grad():
             z = self.space.z[self.index]
-            pulled = settings.pull * (z - math.log(settings.reference))  # a tensor: no host sync
-            z += settings.beta * (cosine - settings.target_cos) - pulled
+            pulled = pace * settings.pull * (z - math.log(settings.reference))  # a tensor: no host sync
+            z += pace * settings.beta * (cosine - settings.target_cos) - pulled
         self.space.clamp_()
         self.on_change()  # lr read back from z (its dtype), as a checkpoint restore will read it
+
+    def _pace(self) -> float:
+        """How many interval reads this read stands for (see ``pace_max`` in :class:`HDSettings`)."""
+        gap, self._last_read = self.steps - self._last_read, self.steps
+        settings = self.settings
+        if settings.measure != "target_update":
+            return 1.0
+        pace = min(max(gap / settings.interval, 1.0), max(settings.pace_max, 1.0))
+        return min(pace, 0.5 / settings.pull) if settings.pull > 0 else pace
 
     def gradient_step(
         self,
@@ -214,6 +235,7 @@ class LearningRateRule:
             "target_changed": self._target_changed,
             "measure_next": self._measure_next,
             "rejected_steps": self.rejected_steps,
+            "last_read": self._last_read,
             "cosines": list(self._cosines),  # a resumed run's next hd/cosine covers the whole window
         }
 
@@ -230,6 +252,7 @@ class LearningRateRule:
         self._target_changed = bool(state.get("target_changed", False))
         self._measure_next = bool(state.get("measure_next", self.settings.measure == "interval"))
         self.rejected_steps = int(state.get("rejected_steps", 0))  # type: ignore[call-overload]
+        self._last_read = int(state.get("last_read", self.steps))  # type: ignore[call-overload]
         cosines: Sequence[float] = state.get("cosines", (0.0, 0))  # type: ignore[assignment]
         self._cosines = (float(cosines[0]), int(cosines[1]))
 

@@ -25,7 +25,7 @@ everything, the targets' dependence on gamma and tau included. Derivatives use `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,7 +43,7 @@ from dqnmap_auto.hypergrad.functional_adam import (
     clip_by_global_norm,
 )
 from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
-from dqnmap_auto.hypergrad.space import HyperSpace, to_unconstrained
+from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
 
@@ -147,10 +147,11 @@ class MetaGradientTuner(FixedTuner):
     """Every ``interval`` gradient steps, one Adam step on z along dJ/dz (clipped to ``clip`` in norm).
 
     ``lr_rule``: when given and lr is tuned, lr follows that hd rule and its entry of dJ/dz is masked out.
-    ``pull``: after each step, gamma and huber_delta also move that fraction of the way (in z) to
-    ``references`` (``self_tuning.meta_pull``; 0: off). Why: on CartPole the lookahead settles gamma at 0.986 in
-    every run, and meta succeeds less often than hd with gamma held at 0.99; with 0.05, meta's CartPole robustness
-    grid went from 70% (five variants pooled) to 84% (benchmarks/RESULTS.md, self-tuning v4).
+
+    Self-tuning v4 also pulled gamma and huber_delta towards their references after each step
+    (``self_tuning.meta_pull``), because the polyak lookahead settled gamma at 0.986 on CartPole. With the held
+    lookahead (v5, the default) that bias is gone (gamma ends near 0.989 with no pull), so the pull went with it
+    (benchmarks/RESULTS.md, issue 19).
     """
 
     def __init__(
@@ -163,8 +164,6 @@ class MetaGradientTuner(FixedTuner):
         interval: int,
         clip: float,
         lr_rule: HDSettings | None = None,
-        pull: float = 0.0,
-        references: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(space, agent)
         self.lr_rule = (
@@ -174,17 +173,6 @@ class MetaGradientTuner(FixedTuner):
         )
         self._meta_mask = torch.tensor(
             [0.0 if self.lr_rule is not None and name == "lr" else 1.0 for name in space.names],
-            dtype=space.z.dtype,
-            device=space.z.device,
-        )
-        # The pull: z_i -= pull * (z_i - z_ref_i) after each meta step, for the tuned names with a reference
-        # (gamma, huber_delta; not lr, which the hd rule pulls, nor tau, which has none).
-        references = dict(references or {})
-        pulled = [name in references and name != "lr" for name in space.names]
-        self.pull = pull
-        self._pull_mask = torch.tensor([float(p) for p in pulled], dtype=space.z.dtype, device=space.z.device)
-        self._z_reference = torch.tensor(
-            [to_unconstrained(n, references[n]) if p else 0.0 for n, p in zip(space.names, pulled, strict=True)],
             dtype=space.z.dtype,
             device=space.z.device,
         )
@@ -231,9 +219,6 @@ class MetaGradientTuner(FixedTuner):
         self.space.z.grad = hypergrad * torch.clamp(self.clip / (norm + 1e-12), max=1.0)
         self.meta_optimizer.step()
         self.space.z.grad = None
-        if self.pull > 0:
-            with torch.no_grad():
-                self.space.z.sub_(self.pull * self._pull_mask * (self.space.z - self._z_reference))
         self.space.clamp_()
         self._refresh()
 

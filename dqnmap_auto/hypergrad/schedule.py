@@ -24,9 +24,9 @@ class ScheduleTuner(FixedTuner):
     """Hyperparameters follow ``schedule`` ({name: [(step, value), ...]}); others stay fixed."""
 
     def __init__(self, *args: object, schedule: dict[str, list[tuple[int, float]]], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.schedule = {name: sorted(points) for name, points in schedule.items()}
-        self.set_step(0)
+        self._step = 0
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # (its refresh applies the schedule at step 0)
 
     def value_at(self, name: str, step: int) -> float:
         """The last scheduled value at or before ``step`` (the first value before the first point)."""
@@ -34,10 +34,19 @@ class ScheduleTuner(FixedTuner):
         index = bisect.bisect_right([s for s, _ in points], step) - 1
         return points[max(index, 0)][1]
 
+    def _refresh(self) -> None:
+        """Re-read the fixed values (a user may have set one), then the scheduled ones on top."""
+        super()._refresh()
+        self.set_step(self._step)
+
     def set_step(self, step: int) -> None:
+        self._step = step
         for name in self.schedule:
             self._values[name] = self.value_at(name, step)
         self.agent.set_lr(self._values["lr"])
 
     def records(self) -> dict[str, float]:
         return {f"hp/{k}": v for k, v in self._values.items()}
+
+    def replayed(self) -> set[str]:
+        return set(self.schedule)

@@ -93,8 +93,15 @@ def real_lookahead_loss(
 def test_meta_hypergradients_match_finite_differences(
     rng: np.random.Generator, lookahead: int, double_dqn: bool, lr_scale: float
 ) -> None:
-    """``lr_scale`` < 1: an ``agent.lr_decay`` factor, which the real steps of the check apply too."""
-    config = make_config(self_tuning__mode="meta", self_tuning__lookahead=lookahead, agent__double_dqn=double_dqn)
+    """The polyak lookahead (tau tuned too, the only lookahead that gives it a gradient). ``lr_scale`` < 1: an
+    ``agent.lr_decay`` factor, which the real steps of the check apply too."""
+    config = make_config(
+        self_tuning__mode="meta",
+        self_tuning__lookahead=lookahead,
+        self_tuning__lookahead_target="polyak",
+        self_tuning__params=["lr", "gamma", "huber_delta", "tau"],
+        agent__double_dqn=double_dqn,
+    )
     agent = warmed_up_agent(config, rng)
     agent.set_lr_scale(lr_scale)
     tuner = build_tuner(config, agent)

@@ -162,6 +162,39 @@ def test_hd_measured_at_target_updates_reads_only_the_step_after_one() -> None:
     assert float(space.z.detach()[0]) == pytest.approx(moved)
 
 
+def test_paced_reads_at_target_updates_count_the_gradient_steps_between_them() -> None:
+    """``hd_pace_max``: a read after k gradient steps moves z by k / interval times the unpaced step and pull,
+    capped at pace_max, and where one read's pull would cover half the way to the reference."""
+    rng = np.random.default_rng(11)
+
+    def moved(pace_max: float, gap: int, pull: float) -> tuple[float, float]:
+        agent = warmed_up_agent(make_config(), rng)
+        space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+        agent.set_lr(1e-3)
+        settings = HDSettings(
+            beta=0.5, interval=2, target_cos=0.0, pull=pull, reference=1e-2, measure="target_update", pace_max=pace_max
+        )
+        rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+        for _ in range(gap - 1):  # no target update: nothing is read
+            rule.gradient_step(random_batch(rng), 0.95, 0.7)
+        rule.on_target_update()
+        rule.gradient_step(random_batch(rng), 0.95, 0.7)  # step number `gap`: the period's first, recorded
+        before = float(space.z.detach()[0])
+        rule.gradient_step(random_batch(rng), 0.95, 0.7)  # step gap + 1 reads
+        cosine = rule.records()["hd/cosine"]
+        return float(space.z.detach()[0]) - before, cosine
+
+    pull_term = 0.01 * (math.log(1e-3) - math.log(1e-2))
+    step, cosine = moved(1.0, 9, 0.01)
+    assert step == pytest.approx(0.5 * cosine - pull_term, abs=1e-9)
+    step, cosine = moved(1000.0, 9, 0.01)  # 10 steps since the previous read (none: step 0), interval 2: 5 reads
+    assert step == pytest.approx(5 * (0.5 * cosine - pull_term), abs=1e-9)
+    step, cosine = moved(3.0, 9, 0.01)  # the same, capped at pace_max
+    assert step == pytest.approx(3 * (0.5 * cosine - pull_term), abs=1e-9)
+    step, cosine = moved(1000.0, 199, 0.01)  # 100 reads' worth, capped at 0.5 / pull = 50
+    assert step == pytest.approx(50 * (0.5 * cosine - pull_term), abs=1e-9)
+
+
 def test_the_trainer_tells_the_tuner_of_target_updates() -> None:
     from dqnmap_auto.trainer import Trainer
 
@@ -215,31 +248,15 @@ def test_meta_mode_hands_lr_to_the_hd_rule_and_meta_steps_the_rest() -> None:
     assert float(meta_only.meta_optimizer.state[meta_only.space.z]["exp_avg"][lr_index]) != 0.0
 
 
-@pytest.mark.parametrize("gamma", [0.9, 0.999])
-def test_meta_pull_moves_gamma_and_delta_a_fraction_of_the_way_to_their_references(
-    gamma: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = make_config(self_tuning__mode="meta", self_tuning__interval=1, self_tuning__meta_pull=0.25)
-    config.agent.gamma, config.agent.huber_delta, config.agent.tau = gamma, 4.0, 0.5
+def test_meta_has_no_hidden_prior_on_gamma_and_delta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a zero meta-gradient gamma and delta stay where they are, far from their references: meta mode
+    moves them by the hypergradient alone (v4's meta_pull is gone with the held lookahead)."""
+    config = make_config(
+        self_tuning__mode="meta", self_tuning__interval=1, self_tuning__params=["gamma", "huber_delta"]
+    )
+    config.agent.gamma, config.agent.huber_delta = 0.9, 4.0
     tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
     assert isinstance(tuner, MetaGradientTuner)
-    # a zero meta-gradient: Adam does not move z, so what moves is the pull alone
-    monkeypatch.setattr(tuner, "hypergradient", lambda *args, **kwargs: torch.zeros_like(tuner.space.z))
-    names, start = tuner.space.names, tuner.space.z.detach().clone()
-    tuner.meta_update(random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2)))
-    moved = tuner.space.z.detach() - start
-    for name, reference in (("gamma", math.log(0.99 / 0.01)), ("huber_delta", math.log(1.0))):
-        index = names.index(name)
-        assert float(moved[index]) == pytest.approx(0.25 * (reference - float(start[index])), rel=1e-4)
-    assert float(moved[names.index("tau")]) == 0.0  # no reference value for tau
-    assert float(moved[names.index("lr")]) == 0.0  # lr is the hd rule's (its own pull, hd_lr_pull)
-
-
-def test_meta_without_pull_leaves_z_where_the_meta_step_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = make_config(self_tuning__mode="meta", self_tuning__interval=1)
-    config.agent.gamma = 0.9
-    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
-    assert isinstance(tuner, MetaGradientTuner) and tuner.pull == 0.0
     monkeypatch.setattr(tuner, "hypergradient", lambda *args, **kwargs: torch.zeros_like(tuner.space.z))
     start = tuner.space.z.detach().clone()
     tuner.meta_update(random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2)))

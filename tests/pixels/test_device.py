@@ -47,5 +47,7 @@ def test_a_training_phase_moves_its_batches_once_as_uint8(monkeypatch: pytest.Mo
     trainer.close()
     assert phases == (400 - 100) // 4 and len(moves) == phases  # meta's outer batches travel with the phase
     assert all(batch.obs.dtype == torch.uint8 for batch in moves)
-    extra = 1 if mode == "meta" else 0  # a meta-update every 4 gradient steps, 2 steps a phase: 1 in 2 phases
+    # a meta-update every 4 gradient steps, 2 steps a phase (1 in 2 phases), each with an outer batch and, under
+    # the held lookahead, a fresh batch for its second inner step
+    extra = 2 if mode == "meta" else 0
     assert sum(batch.obs.shape[0] for batch in moves) == phases * 2 + extra * (phases + 1) // 2
