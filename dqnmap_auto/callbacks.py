@@ -1,26 +1,35 @@
 """Record consumers that are not tied to Optuna or MLflow: the console progress bar and the JSONL writer.
 
-A record is a flat ``dict[str, float]`` with at least ``step`` (env steps done). Kinds of record:
-episode (``episodic_return``, ``episode_length``), training (``loss``, ``q_mean``, ``epsilon``, ``sps``,
-``hp/<name>``, ``hypergrad/<name>``) and evaluation (``eval_return``, ``eval_return_std``).
+A record is a flat dict with at least ``step`` (env steps done). Kinds of record: episode (``episodic_return``,
+``episode_length``), training (``loss``, ``q_mean``, ``epsilon``, ``sps``, ``hp/<name>``, ``hypergrad/<name>``),
+evaluation (``eval_return``, ``eval_return_std``) and live control (``control/status``, ``control/command`` and the
+other ``control/...`` fields, see ``dqnmap_auto.control.records``): the only kind with text values besides numbers.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     from dqnmap_auto.trainer import Trainer, TrainResult
 
-Record = dict[str, float]
+Record = dict[str, float | str]
 
 
 class Callback:
-    """Hooks the Trainer calls; ``on_record`` returning ``False`` stops training after the current step."""
+    """Hooks the Trainer calls; ``on_record`` returning ``False`` stops training after the current step.
+
+    A callback with a ``state_key`` keeps state across a resume: the Trainer's checkpoint holds its
+    :meth:`state_dict` (plain data: it is loaded with ``weights_only``) and hands it back to
+    :meth:`load_state_dict`.
+    """
+
+    state_key: ClassVar[str | None] = None
 
     def on_start(self, trainer: Trainer) -> None:
         """Called once before the first env step."""
@@ -29,16 +38,30 @@ class Callback:
         """Called for every record, in step order."""
         return None
 
+    def on_phase(self, trainer: Trainer) -> None:
+        """Called at every training-phase boundary (every ``train_freq`` vector steps, also before learning
+        starts): the point where changing a hyperparameter cannot split a phase. Only callbacks that override it
+        are called."""
+
     def on_end(self, result: TrainResult) -> None:
         """Called once after the final evaluation."""
 
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (called before :meth:`on_start` when a run resumes)."""
+
 
 class JsonlWriter(Callback):
-    """Appends every record as one JSON line (flushed at each evaluation and at the end)."""
+    """Appends every record as one JSON line: flushed at each evaluation and live-control record, at least every
+    ``flush_every`` seconds while records arrive (so the file can be followed live), and at the end."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, flush_every: float = 5.0) -> None:
         self.path = Path(path)
+        self.flush_every = flush_every
         self._file: TextIO | None = None
+        self._flushed = time.monotonic()
 
     def on_start(self, trainer: Trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +70,10 @@ class JsonlWriter(Callback):
     def on_record(self, record: Record) -> None:
         assert self._file is not None, "on_start was not called"
         self._file.write(json.dumps(record) + "\n")
-        if "eval_return" in record:
+        now = time.monotonic()
+        if "eval_return" in record or "control/status" in record or now - self._flushed >= self.flush_every:
             self._file.flush()
+            self._flushed = now
 
     def on_end(self, result: TrainResult) -> None:
         self.close()
@@ -70,7 +95,7 @@ class RecordCollector(Callback):
 
     def series(self, key: str) -> tuple[list[float], list[float]]:
         """(steps, values) of the records that carry ``key``."""
-        rows = [(r["step"], r[key]) for r in self.records if key in r]
+        rows = [(float(r["step"]), float(r[key])) for r in self.records if key in r]
         return [s for s, _ in rows], [v for _, v in rows]
 
 

@@ -1,4 +1,5 @@
-"""What ``dqnmap-auto train`` writes: model.pt, metrics.jsonl, eval.json and the resolved config.yaml."""
+"""What ``dqnmap-auto train`` writes: model.pt, metrics.jsonl, train.log, eval.json and the resolved config.yaml (and
+the live-control files, see ``dqnmap_auto.control.channels``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from dqnmap_auto.config import TrainConfig, dump_config
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.evaluation import EvalResult
 
-RUN_FILES = ("model.pt", "metrics.jsonl", "eval.json", "config.yaml")
+RUN_FILES = (
+    "model.pt",
+    "metrics.jsonl",
+    "eval.json",
+    "config.yaml",
+    "train.log",
+    "control.jsonl",
+    "control-acks.jsonl",
+)
 
 
 def prepare_run_dir(out: str | Path, *, overwrite: bool) -> Path:

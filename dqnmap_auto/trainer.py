@@ -28,6 +28,7 @@ from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.envs import final_observations, make_train_envs
 from dqnmap_auto.errors import DivergenceError
 from dqnmap_auto.evaluation import EvalResult, Evaluator
+from dqnmap_auto.exploration import EpsilonControl
 from dqnmap_auto.hypergrad.build import build_tuner
 from dqnmap_auto.pixel_envs import frames_per_observation
 
@@ -44,6 +45,7 @@ class TrainResult:
     stopped_early: bool = False
     solved_at: int | None = None
     eval_history: list[tuple[int, float]] = field(default_factory=list)
+    stop_requested_at: int | None = None  # a live-control `stop` ended the run at this step
 
 
 def next_multiple(step: int, every: int) -> int:
@@ -131,6 +133,9 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.resumed_from_step: int | None = None
         self._at_bound_since: dict[str, int] = {}
+        self.exploration = EpsilonControl()  # what live control did to epsilon (nothing by default)
+        self.stop_requested_at: int | None = None
+        self._phase_hooks: list[Callback] = []
 
     # -- schedule ---------------------------------------------------------------------------------------
     @property
@@ -141,6 +146,14 @@ class Trainer:
         """1 before ``learning_starts`` (the network is untrained: uniform random actions, as in SB3, and no
         forward pass), then the linear schedule, which counts from step 0 as SB3's does."""
         agent = self.config.agent
+        if self.exploration.active:
+            controlled = self.exploration.value(
+                self.step,
+                decay_end=agent.exploration_fraction * self.config.training.total_steps,
+                final=agent.exploration_final_eps,
+            )
+            if controlled is not None:
+                return controlled
         if self.step < agent.learning_starts:
             return 1.0
         return linear_epsilon(
@@ -156,6 +169,10 @@ class Trainer:
         return agent.train_freq * self.n_envs if agent.gradient_steps == -1 else agent.gradient_steps
 
     # -- records ----------------------------------------------------------------------------------------
+    def emit(self, record: Record) -> None:
+        """Hand a record to every callback (live control acknowledges its commands this way)."""
+        self._emit(record)
+
     def _emit(self, record: Record) -> None:
         for callback in self.callbacks:
             if callback.on_record(record) is False:
@@ -241,6 +258,7 @@ class Trainer:
         """Reset the envs and tell the callbacks; call once before :meth:`train_until`."""
         for callback in self.callbacks:
             callback.on_start(self)
+        self._phase_hooks = [c for c in self.callbacks if type(c).on_phase is not Callback.on_phase]
         training = self.config.training
         # A resumed run cannot restore the envs' internal state: new episodes, seeded from the step.
         self._obs, _ = self.envs.reset(seed=training.seed + self.step)
@@ -262,6 +280,12 @@ class Trainer:
         """Stop at the next step; :meth:`finish` then skips the final evaluation (the run was cut short)."""
         self._stop = True
 
+    def request_stop(self) -> None:
+        """End the run at the next step as if its budget were spent (live control's ``stop``): :meth:`finish`
+        still runs the final evaluation, so the run ends with a value."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = self.step
+
     def train_until(self, step: int) -> None:
         """Run the loop until ``step`` env steps are done (or the budget or a stop); evaluations included.
 
@@ -270,7 +294,7 @@ class Trainer:
         config, agent, training = self.config, self.agent, self.config.training
         target_every = max(config.agent.target_update_interval // self.n_envs, 1)
         stop_at = min(step, training.total_steps)
-        while self.step < stop_at and not self._stop and self.solved_at is None:
+        while self.step < stop_at and not self._stop and self.solved_at is None and self.stop_requested_at is None:
             epsilon = self.epsilon()
             actions = agent.act(self._obs, epsilon, self.rng)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
@@ -291,6 +315,9 @@ class Trainer:
                 self._loss_sum += phase_loss
                 self._q_sum += phase_q
                 self._n_updates += phase_n
+            if self._phase_hooks and self.vector_steps % config.agent.train_freq == 0:
+                for callback in self._phase_hooks:  # e.g. live control: commands apply between phases
+                    callback.on_phase(self)
             if self.step >= self._next_log:
                 self._emit_training_record(epsilon)
             if self._next_eval is not None and self.step >= self._next_eval:
@@ -359,6 +386,7 @@ class Trainer:
             stopped_early=self._stop,
             solved_at=self.solved_at,
             eval_history=list(self.eval_history),
+            stop_requested_at=self.stop_requested_at,
         )
         for callback in self.callbacks:
             callback.on_end(result)
@@ -394,6 +422,9 @@ class Trainer:
             "probe": {"obs": self._probe_obs, "actions": self._probe_actions},
             "initial_hyperparams": dict(self.initial_hyperparams),
             "solved_at": self.solved_at,
+            "exploration": self.exploration.state_dict(),
+            "stop_requested_at": self.stop_requested_at,
+            "callbacks": {c.state_key: c.state_dict() for c in self.callbacks if c.state_key is not None},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -414,6 +445,12 @@ class Trainer:
         self._probe_actions = None if probe["actions"] is None else np.asarray(probe["actions"])
         self.initial_hyperparams = dict(state["initial_hyperparams"])
         self.solved_at = state.get("solved_at")
+        self.exploration.load_state_dict(state.get("exploration", {}))  # absent in older checkpoints
+        self.stop_requested_at = state.get("stop_requested_at")
+        saved = state.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.state_key is not None and callback.state_key in saved:
+                callback.load_state_dict(saved[callback.state_key])
         self.resumed_from_step = self.step
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:

@@ -121,8 +121,10 @@ def test_console_script_reports_without_traceback(tmp_path: Path) -> None:
 
 
 def test_a_self_tuned_tau_of_1_is_announced_once(tmp_path: Path) -> None:
-    """tau 1 (a hard copy) self-tunes from 0.999, its bound: the command says so, once."""
-    meta = [*FAST, "--set", "self_tuning.mode=meta", "--set", "self_tuning.params=[gamma,tau]"]
+    """tau 1 (a hard copy) self-tunes from 0.999, its bound: the command says so, once. (tau self-tunes only
+    under the polyak lookahead, the only one that gives it a gradient.)"""
+    polyak = ["--set", "self_tuning.lookahead_target=polyak"]
+    meta = [*FAST, *polyak, "--set", "self_tuning.mode=meta", "--set", "self_tuning.params=[gamma,tau]"]
     result = CliRunner().invoke(main, ["train", CARTPOLE, *meta, "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines() if line.startswith("note:")]
@@ -138,7 +140,15 @@ def test_a_self_tuned_tau_of_1_is_announced_once(tmp_path: Path) -> None:
 def test_study_run_announces_the_clamped_tau_once_not_per_trial(tmp_path: Path) -> None:
     from tests.tuning.helpers import smoke_spec
 
-    spec = smoke_spec(tmp_path, n_trials=2, steps=300, eval_every=300, base={"training": {"total_steps": 300}})
+    tau_tuned = {"mode": "meta", "params": ["gamma", "tau"], "lookahead_target": "polyak"}
+    spec = smoke_spec(
+        tmp_path,
+        n_trials=2,
+        steps=300,
+        eval_every=300,
+        search_space={"agent.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}},  # both trials meta
+        base={"training": {"total_steps": 300}, "self_tuning": tau_tuned},
+    )
     argv = ["study", "run", str(spec), "--dir", str(tmp_path / "p"), "--no-tracking", "--no-progress"]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0, result.output

@@ -9,8 +9,10 @@ import click
 
 from dqnmap_auto import __version__
 from dqnmap_auto.cli.dashboard import dashboard
+from dqnmap_auto.cli.logs import study_logs
 from dqnmap_auto.cli.study import study
 from dqnmap_auto.cli.train import train
+from dqnmap_auto.cli.trial import trial
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,4 +23,6 @@ def main() -> None:
 
 main.add_command(train)
 main.add_command(study)
+main.add_command(trial)
 main.add_command(dashboard)
+study.add_command(study_logs)  # `study logs`, kept in its own module

@@ -47,7 +47,9 @@ def train(
 ) -> None:
     """Train one agent from a config (or a study spec's base config).
 
-    Writes model.pt, metrics.jsonl, eval.json and config.yaml to the output directory.
+    Writes model.pt, metrics.jsonl, train.log, eval.json and config.yaml to the output directory. While it runs,
+    `dqnmap-auto trial set OUT lr=3e-4` (freeze, unfreeze, stop) steers it and `dqnmap-auto study logs OUT -f`
+    follows its log.
 
     Example: dqnmap-auto train studies/cartpole.yaml --seed 0 --out runs/x
     """
@@ -57,8 +59,10 @@ def train(
     # torch and gymnasium once the config is known to be valid: a config error comes at once
     from dqnmap_auto.agent.networks import check_network
     from dqnmap_auto.callbacks import JsonlWriter, ProgressBar
+    from dqnmap_auto.control import Controller, RunDirChannel
     from dqnmap_auto.envs import check_env
     from dqnmap_auto.hypergrad.schedule import require_schedule
+    from dqnmap_auto.logs import RUN_LOG, LogWriter
     from dqnmap_auto.run_dir import prepare_run_dir, write_config, write_results
     from dqnmap_auto.trainer import Trainer
 
@@ -73,11 +77,15 @@ def train(
     if not use_schedule:
         for note in clamped_start_values(config):
             click.echo(f"note: {note}", err=True)
-    callbacks = [JsonlWriter(out_dir / "metrics.jsonl")]
+    controller = Controller(RunDirChannel(out_dir))  # live control through OUT/control.jsonl
+    callbacks = [JsonlWriter(out_dir / "metrics.jsonl"), LogWriter(out_dir / RUN_LOG), controller.callback()]
     if progress:
-        callbacks.append(ProgressBar())  # type: ignore[arg-type]
+        callbacks.append(ProgressBar())
     trainer = Trainer(config, callbacks, use_schedule=use_schedule)
-    result = trainer.run()
+    try:
+        result = trainer.run()
+    finally:
+        controller.close()  # also when training failed: the run takes no more commands
     write_results(out_dir, trainer.agent.q_net.state_dict(), result.final_eval, solved_at=result.solved_at)
     tuned = ", ".join(
         f"{k} {result.initial_hyperparams[k]:.4g} -> {v:.4g}"
@@ -88,6 +96,8 @@ def train(
         f"final eval {result.final_eval.mean:.1f} ± {result.final_eval.std:.1f} "
         f"over {len(result.final_eval.returns)} episodes; wrote {out_dir}"
     )
+    if result.stop_requested_at is not None:
+        click.echo(f"stopped at step {result.stop_requested_at} of {config.training.total_steps} by a `stop` command")
     if result.solved_at is not None:
         click.echo(
             f"stopped at step {result.solved_at} of {config.training.total_steps}: an evaluation reached "

@@ -41,8 +41,29 @@ class FixedTuner:
 
     def _refresh(self) -> None:
         """Re-read the values after ``space.z`` changed (one host sync), and hand lr to the optimizer."""
+        self.space.enforce_holds()  # a held value stays held whatever rule moved z
         self._values = self.space.current()
         self.agent.set_lr(self._values["lr"])
+
+    # -- live control (``dqnmap_auto.control``): narrow, rule-agnostic ----------------------------------------
+    def set_value(self, name: str, value: float) -> None:
+        """Set a hyperparameter now (see :meth:`HyperSpace.set_value`); the next gradient step uses it."""
+        self.space.set_value(name, value)
+        self._refresh()
+
+    def hold(self, name: str) -> None:
+        """Freeze a self-tuned value (its hypergradient is still computed and logged)."""
+        self.space.hold(name)
+        self._refresh()
+
+    def release(self, name: str) -> None:
+        """Let a frozen value self-tune again."""
+        self.space.release(name)
+        self._refresh()
+
+    def replayed(self) -> set[str]:
+        """Names a replayed schedule drives (``train --schedule``): setting them would be undone at once."""
+        return set()
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None

@@ -38,9 +38,11 @@ def trial_note(
     reason: str | None,
     mlflow_run_id: str | None,
     mlflow_run_url: str | None = None,
+    control: str = "",
 ) -> str:
     """Markdown: initial -> final value of every tuned hyperparameter, final eval, reason, MLflow run id (a link
-    to the run's page when the tracking server has a UI address)."""
+    to the run's page when the tracking server has a UI address), and the live-control audit trail (``control``, a
+    markdown section; see ``dqnmap_auto.control.records``)."""
     lines = [f"### Trial {number}: {state}", ""]
     if final_eval is not None:
         lines.append(f"**Final eval return:** {final_eval:.2f}")
@@ -55,6 +57,8 @@ def trial_note(
     if mlflow_run_id:
         run = f"[`{mlflow_run_id}`]({mlflow_run_url})" if mlflow_run_url else f"`{mlflow_run_id}`"
         lines += ["", f"**MLflow run:** {run}"]
+    if control:
+        lines += ["", control.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,12 @@
 """A thin MLflow tracker on ``MlflowClient`` with explicit run ids.
 
 One experiment per study, one parent run per ``study run`` invocation, one child run per trial (``trial-<n>``).
-Records are buffered and sent with ``log_batch`` (at each evaluation, when 1000 metrics are waiting, and at
-the end), never one call per step. The final status mirrors Optuna: COMPLETE -> FINISHED, PRUNED -> KILLED,
-FAIL -> FAILED. The run id is stored on the Optuna trial (user attribute ``mlflow_run_id``), and the study and
-trial on the run (tags ``optuna.study``, ``optuna.trial``), so either dashboard leads to the other.
+Records are buffered and sent with ``log_batch`` (at each evaluation and live-control record, when 1000 metrics are
+waiting, at the first record after ``FLUSH_EVERY`` seconds, so the MLflow UI draws live curves, and at the end),
+never one call per step. A live-control record becomes a tag (``control/<id>``: what, when, old -> new or why) plus
+marker metrics at its step; text values are never metrics. The final status mirrors Optuna: COMPLETE -> FINISHED,
+PRUNED -> KILLED, FAIL -> FAILED. The run id is stored on the Optuna trial (user attribute ``mlflow_run_id``), and
+the study and trial on the run (tags ``optuna.study``, ``optuna.trial``), so either dashboard leads to the other.
 
 Not built on optuna-integration's ``MLflowCallback``: it logs final values only, serialises parallel trials
 and leaves pruned and failed runs FINISHED.
@@ -29,6 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from dqnmap_auto.callbacks import Callback, Record
 from dqnmap_auto.config import TrainConfig, dump_config
+from dqnmap_auto.control.records import is_control, summary
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tracking.uris import check_reachable, is_http
 from dqnmap_auto.tracking.uris import default_tracking_uri as default_tracking_uri  # re-exported
@@ -40,6 +43,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit per log_batch call
+FLUSH_EVERY = 15.0  # seconds: a running trial's curves are at most this old (plus the gap between two records)
 MAX_PARAMS_PER_BATCH = 100
 #: MLflow 3 opens an experiment in its GenAI view unless it is tagged as model development.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -182,6 +186,8 @@ class TrialRun:
             if previous:
                 self.client.set_tag(self.run_id, "dqnmap.retry_of_run", previous)
         self._pending: list[Metric] = []
+        self._pending_tags: list[RunTag] = []
+        self._flushed = time.monotonic()
         self.records: dict[int, list[Record]] = {}
         self.log_lines: list[str] = []
 
@@ -200,16 +206,27 @@ class TrialRun:
         prefix = "" if seed_index == 0 else f"seed{seed_index}/"
         now = int(time.time() * 1000)
         step = int(record["step"])
-        self._pending.extend(Metric(prefix + k, float(v), now, step) for k, v in record.items() if k != "step")
+        self._pending.extend(
+            Metric(prefix + k, float(v), now, step) for k, v in record.items() if k != "step" and not isinstance(v, str)
+        )
         if "eval_return" in record:
-            self.log_lines.append(f"seed {seed_index} step {step}: eval {record['eval_return']:.2f}")
-        if "eval_return" in record or len(self._pending) >= MAX_METRICS_PER_BATCH:
+            self.log_lines.append(f"seed {seed_index} step {step}: eval {float(record['eval_return']):.2f}")
+        control = is_control(record)
+        if control:
+            self.log_lines.append(f"seed {seed_index} {summary(record)}")
+            tag = f"{prefix}control/{record['control/id']}"
+            self._pending_tags.append(RunTag(tag, f"{summary(record)} at {record['control/at']}"[:5000]))
+        due = time.monotonic() - self._flushed >= FLUSH_EVERY
+        if "eval_return" in record or control or due or len(self._pending) >= MAX_METRICS_PER_BATCH:
             self.flush()
 
     def flush(self) -> None:
         for chunk in _batched(self._pending, MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=chunk)
-        self._pending = []
+        if self._pending_tags:
+            self.client.log_batch(self.run_id, tags=self._pending_tags)
+        self._pending, self._pending_tags = [], []
+        self._flushed = time.monotonic()
 
     # -- end ---------------------------------------------------------------------------------------------
     def finish(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,7 +17,7 @@ matplotlib.use("Agg")  # files only: no display on servers and workers
 import matplotlib.pyplot as plt
 import numpy as np
 
-Records = Sequence[Mapping[str, float]]
+Records = Sequence[Mapping[str, float | str]]  # live-control records carry text too
 
 
 def series(records: Records, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -80,16 +81,25 @@ def loss_and_q(records: Records, path: str | Path) -> Path | None:
     return _save(fig, path)
 
 
+#: How the trajectory plot marks the live-control commands (``dqnmap_auto.control``) applied to a value.
+CONTROL_STYLE = {"set": ("tab:red", "v"), "freeze": ("tab:blue", "s"), "unfreeze": ("tab:green", "o")}
+
+
 def hyperparameter_trajectories(
     records: Records, path: str | Path, *, bounds: Mapping[str, tuple[float, float]] | None = None
 ) -> Path | None:
-    """Each ``hp/<name>`` over time, with its bounds when it self-tunes."""
+    """Each ``hp/<name>`` over time, with its bounds when it self-tunes, and a marker at every live-control change
+    (set, freeze, unfreeze; a ``stop`` as a vertical line on every panel). Epsilon gets a panel when a command
+    touched it."""
+    controls = [r for r in records if "control/status" in r and r["control/status"] == "applied"]
     names = sorted({k[3:] for r in records for k in r if k.startswith("hp/")})
+    if any("control/epsilon" in r for r in controls):
+        names.append("epsilon")
     if not names:
         return None
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.8 * len(names) + 0.6), sharex=True, squeeze=False)
     for ax, name in zip(axes[:, 0], names, strict=True):
-        steps, values = series(records, f"hp/{name}")
+        steps, values = series(records, name if name == "epsilon" else f"hp/{name}")
         ax.plot(steps, values)
         if bounds and name in bounds:
             for bound in bounds[name]:
@@ -97,9 +107,36 @@ def hyperparameter_trajectories(
         if name in ("lr", "huber_delta") and len(values) and values.min() > 0:
             ax.set_yscale("log")
         ax.set_ylabel(name)
-    axes[0, 0].set_title("Hyperparameter trajectories (dashed: bounds)")
+        _mark_control(ax, name, controls)
+    title = "Hyperparameter trajectories (dashed: bounds" + ("; markers: live control)" if controls else ")")
+    axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("env steps")
+    marks: dict[str, Any] = {}  # one legend entry per kind of command, whichever panel drew it
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            marks.setdefault(label, handle)
+    if marks:
+        axes[0, 0].legend(list(marks.values()), list(marks), fontsize="small", loc="best")
     return _save(fig, path)
+
+
+def _mark_control(ax: plt.Axes, name: str, controls: Sequence[Mapping[str, float | str]]) -> None:
+    """A dotted line and a marker at the new value for each command that changed ``name``; stops on all panels."""
+    labelled: set[str] = set()
+    for record in controls:
+        verb = str(record["control/command"]).split()[0]
+        step = float(record["step"])
+        if verb == "stop":
+            ax.axvline(step, color="black", ls="-.", lw=1, label=None if "stop" in labelled else "stop")
+            labelled.add("stop")
+            continue
+        if f"control/{name}" not in record or verb not in CONTROL_STYLE:
+            continue
+        color, marker = CONTROL_STYLE[verb]
+        ax.axvline(step, color=color, ls=":", lw=1)
+        label = None if verb in labelled else verb
+        ax.plot([step], [float(record[f"control/{name}"])], marker=marker, color=color, ls="none", label=label)
+        labelled.add(verb)
 
 
 def hypergradient_heatmap(records: Records, path: str | Path) -> Path | None:

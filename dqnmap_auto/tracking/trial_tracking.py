@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from dqnmap_auto.callbacks import Callback, RecordCollector
 from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.control.records import markdown_table
 from dqnmap_auto.tracking.dashboard_notes import TRAJECTORY_ARTIFACT, publish, trial_note
 from dqnmap_auto.tracking.mlflow_tracker import TrackingContext, TrialRun
 from dqnmap_auto.tracking.plots import run_plots
@@ -76,10 +77,17 @@ class TrialTracking:
                     solved_at=[trainer.solved_at for trainer in trainers],
                 )
             if self.settings.artifact_dir is not None:
-                self._publish_note(trial, state, reason, first, plots)
+                self._publish_note(trial, state, reason, first, plots, control=markdown_table(records))
 
     def _publish_note(
-        self, trial: optuna.Trial, state: TrialState, reason: str | None, first: Trainer, plots: list[Path]
+        self,
+        trial: optuna.Trial,
+        state: TrialState,
+        reason: str | None,
+        first: Trainer,
+        plots: list[Path],
+        *,
+        control: str = "",
     ) -> None:
         assert self.settings.artifact_dir is not None
         last = first.last_eval
@@ -93,6 +101,7 @@ class TrialTracking:
             reason=reason,
             mlflow_run_id=self.run.run_id if self.run is not None else None,
             mlflow_run_url=self.run.context.run_url(self.run.run_id) if self.run is not None else None,
+            control=control,
         )
         trajectory = trial.storage.get_trial_system_attrs(trial._trial_id).get(TRAJECTORY_ATTR)
         data = {TRAJECTORY_ARTIFACT: trajectory} if trajectory else None

@@ -24,7 +24,7 @@ from dqnmap_auto.tuning.location import StudyLocation, checkpoint_dir, load_exis
 from dqnmap_auto.tuning.spec import CategoricalParam, IntParam, ParamSpec, StudySettings
 
 #: Settings that only meta mode reads, and those only the hd rule reads (hd mode, or meta mode's lr).
-META_ONLY = ("meta_lr", "interval", "lookahead", "lr_rule", "meta_pull", "hypergrad_clip")
+META_ONLY = ("meta_lr", "interval", "lookahead", "lr_rule", "lookahead_target", "hypergrad_clip")
 HD_RULE = ("hd_lr", "hd_interval", "hd_target_cos", "hd_lr_pull", "hd_max_step_ratio")
 
 
@@ -229,6 +229,7 @@ def delete(
 ) -> list[str]:
     """Delete a study and everything it wrote: its trials, their checkpoints and Optuna artifacts, and its MLflow
     experiment (``keep_mlflow``: renamed and kept). Returns what was removed, one phrase per store."""
+    from dqnmap_auto.logs import LOGS_DIR
     from dqnmap_auto.tracking.cleanup import remove_experiment
     from dqnmap_auto.tracking.dashboard_notes import artifact_dir
     from dqnmap_auto.tracking.uris import check_reachable, default_tracking_uri
@@ -247,5 +248,9 @@ def delete(
     if checkpoints.exists():
         shutil.rmtree(checkpoints)
         removed.append("its checkpoints")
+    logs = location.directory / LOGS_DIR / name  # the trials' live logs (dqnmap_auto.logs)
+    if logs.exists():
+        shutil.rmtree(logs)
+        removed.append("its live logs")
     optuna.delete_study(study_name=name, storage=location.open(create=False))
     return removed

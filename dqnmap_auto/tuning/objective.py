@@ -8,6 +8,10 @@ which is made for paired per-instance values, each seed's return is reported on 
 Divergence (non-finite loss or Q-values) ends the trial as PRUNED, with the reason in the ``diverged`` user
 attribute: the sampler then still learns that the region is bad (it ignores FAILed trials), and a diverged
 trial is a legitimate outcome of a configuration, not a bug.
+
+Live control (``dqnmap_auto.control``): every seed's Trainer takes commands from the trial's user attributes; a
+``stop`` ends every seed at its next phase boundary and the trial COMPLETEs with the final evaluation's value
+(``stopped_at_step`` says where). With ``log_dir`` each trial also writes a live log and metrics.jsonl there.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from dqnmap_auto.callbacks import Callback, Record
+from dqnmap_auto.callbacks import Callback, JsonlWriter, Record
 from dqnmap_auto.config import TrainConfig
+from dqnmap_auto.control import Controller, TrialChannel
 from dqnmap_auto.errors import ConfigError, DivergenceError
+from dqnmap_auto.logs import TRIAL_LOG, LogWriter
 from dqnmap_auto.trainer import Trainer, TrainResult
 from dqnmap_auto.tuning.recovery import INTERRUPTED, RETRY_OF_ATTR, Heartbeat, enqueue_retry, has_native_heartbeat
 from dqnmap_auto.tuning.seeds import advance_together, load_consistent, value_at
@@ -41,6 +47,10 @@ class TrialObserver(Protocol):
 
 
 ObserverFactory = Callable[[optuna.Trial], TrialObserver]
+#: Draws a trial's params (config path -> value) in place of the spec's ``search_space``: for spaces a flat
+#: search space cannot express, e.g. rl-zoo3's DQN space (1 - gamma on a log scale, gradient steps as a
+#: fraction of train_freq). A module-level function, so that worker processes can take it.
+ParamSampler = Callable[[optuna.Trial], dict[str, Any]]
 
 MAX_TRAJECTORY_POINTS = 100
 #: Trial system attributes (optuna-dashboard does not show them): data for the program, not for reading.
@@ -122,6 +132,9 @@ class TrialObjective:
         observer_factory: ObserverFactory | None = None,
         checkpoint_dir: Path | None = None,
         invocation: str | None = None,
+        log_dir: Path | None = None,
+        live_control: bool = True,
+        sample: ParamSampler | None = None,
     ) -> None:
         """
         Args:
@@ -130,11 +143,17 @@ class TrialObjective:
             checkpoint_dir: where trials checkpoint (``<dir>/trial-<n>/seed-<i>.pt``); None: no checkpoints.
             invocation: the id of the `study run` invocation, stored on each trial so that its summary counts
                 its own trials, not those of another invocation running on the same study.
+            log_dir: where trials write their live log and metrics (``<dir>/trial-<n>/``); None: nowhere.
+            live_control: whether running trials take commands (``dqnmap-auto trial ...``, the dashboard form).
+            sample: draws each trial's params instead of the spec's ``search_space`` (see ``ParamSampler``).
         """
         self.spec = spec
         self.observer_factory = observer_factory
         self.checkpoint_dir = checkpoint_dir
         self.invocation = invocation
+        self.log_dir = log_dir
+        self.live_control = live_control
+        self.sample = sample
 
     def checkpoint_path(self, trial_number: int, seed_index: int) -> Path | None:
         if self.checkpoint_dir is None:
@@ -146,7 +165,7 @@ class TrialObjective:
         if self.invocation is not None:
             set_trial_system_attr(trial, INVOCATION_ATTR, self.invocation)
         try:
-            params = sample_params(trial, spec)
+            params = self.sample(trial) if self.sample is not None else sample_params(trial, spec)
             base_seed = spec.base.training.seed
             try:
                 configs = [spec.trial_config(params, seed=base_seed + i) for i in range(spec.study.seeds)]
@@ -166,11 +185,16 @@ class TrialObjective:
     def _train_trial(self, trial: optuna.Trial, configs: list[TrainConfig]) -> float:
         observer = self.observer_factory(trial) if self.observer_factory is not None else None
         recorder = TrajectoryRecorder()
+        # Commands in the trial's storage, read on a background thread (a slow storage never stalls training)
+        controller = Controller(TrialChannel.for_trial(trial), background=True) if self.live_control else None
         trainers = []
         for index, config in enumerate(configs):
             callbacks: list[Callback] = [recorder] if index == 0 else []
             if observer is not None:
                 callbacks.append(observer.seed_callback(index, config))
+            if controller is not None:
+                callbacks.append(controller.callback())
+            callbacks += self._log_callbacks(trial, index, len(configs))
             trainers.append(Trainer(config, callbacks, checkpoint_path=self.checkpoint_path(trial.number, index)))
         self._resume_retry(trial, trainers)
         state, reason = TrialState.FAIL, None
@@ -190,11 +214,25 @@ class TrialObjective:
         finally:
             for trainer in trainers:
                 trainer.close()
+            if controller is not None:
+                controller.close()  # (also when the trial diverged or failed: no Trainer.finish then)
             if observer is not None:
                 observer.finish(trial, state, reason=reason, trainers=trainers)
             # a failed trial's checkpoints stay for its retry
             if state != TrialState.FAIL and self.checkpoint_dir is not None:
                 shutil.rmtree(self.checkpoint_dir / f"trial-{trial.number}", ignore_errors=True)
+
+    def _log_callbacks(self, trial: optuna.Trial, seed_index: int, seeds: int) -> list[Callback]:
+        """The live log (every seed) and metrics.jsonl (seed 0) of a trial, when there is a ``log_dir``."""
+        if self.log_dir is None:
+            return []
+        folder = self.log_dir / f"trial-{trial.number}"
+        retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
+        header = f"trial {trial.number} seed {seed_index}" + (
+            f", retry of trial {retry_of}" if retry_of is not None else ""
+        )
+        log = LogWriter(folder / TRIAL_LOG, prefix=f"[seed {seed_index}] " if seeds > 1 else "", header=header)
+        return [log, JsonlWriter(folder / "metrics.jsonl")] if seed_index == 0 else [log]
 
     def _resume_retry(self, trial: optuna.Trial, trainers: list[Trainer]) -> None:
         """A retry of a dead trial resumes its seeds from their latest checkpoints, when they agree on a step;
@@ -237,6 +275,8 @@ class TrialObjective:
                 resumed = step <= done  # evaluated before the resume: its values come from the checkpoints
                 if not resumed:
                     advance_together(trainers, step, checkpoint_every=self._checkpoint_every, saved=saved)
+                if self._stop_requested(trial, trainers):
+                    break  # (a stopped seed trains no further: the advance below returns at once)
                 values = [value_at(t.eval_history, step, study.eval_every) for t in trainers]
                 returns = [v for v in values if v is not None]
                 history.append(sum(returns) / len(returns) if returns else math.nan)
@@ -254,7 +294,9 @@ class TrialObjective:
                         trainer.stop()
                     self._store_outcome(trial, trainers, [t.finish() for t in trainers], recorder)
                     raise optuna.TrialPruned(f"pruned at step {step} with eval {history[-1]:.2f}")
-            advance_together(trainers, total, checkpoint_every=self._checkpoint_every, saved=saved)
+            if not any(t.stop_requested_at is not None for t in trainers):
+                advance_together(trainers, total, checkpoint_every=self._checkpoint_every, saved=saved)
+            self._stop_requested(trial, trainers)
             results = [trainer.finish() for trainer in trainers]
         except DivergenceError as error:
             trial.set_user_attr("diverged", error.reason)
@@ -269,6 +311,17 @@ class TrialObjective:
             trial.report(history[-1], total)
         self._store_outcome(trial, trainers, results, recorder)
         return objective_value(study.objective, history)
+
+    @staticmethod
+    def _stop_requested(trial: optuna.Trial, trainers: list[Trainer]) -> bool:
+        """Whether a live-control ``stop`` reached a seed; then every seed stops (its final evaluation follows)."""
+        steps = [t.stop_requested_at for t in trainers if t.stop_requested_at is not None]
+        if not steps:
+            return False
+        for trainer in trainers:
+            trainer.request_stop()
+        trial.set_user_attr("stopped_at_step", min(steps))
+        return True
 
     @staticmethod
     def _store_outcome(

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from dqnmap_auto.control.console import register_console
 from dqnmap_auto.errors import ConfigError
 from dqnmap_auto.tuning.location import (
     SPEC_ATTR,
@@ -37,6 +38,7 @@ from dqnmap_auto.tuning.spec import StudySpec, study_notes
 
 if TYPE_CHECKING:  # the worker and tracking modules import torch and MLflow: loaded when a study runs
     from dqnmap_auto.tracking.trial_tracking import TrackingSettings
+    from dqnmap_auto.tuning.objective import ParamSampler
     from dqnmap_auto.tuning.workers import WorkerPool
 
 __all__ = [
@@ -130,6 +132,7 @@ def run_study(
     dask: str | None = None,
     seed: int | None = None,
     announce: Announce | None = None,
+    sample: ParamSampler | None = None,
 ) -> RunSummary:
     """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` workers.
 
@@ -143,6 +146,8 @@ def run_study(
     ``seed`` makes the sampler's draws reproducible: the same seed on the same study state draws the same
     trials (one worker). Without it (and without ``study.sampler.args.seed``), every invocation draws a fresh
     seed, reported in the summary. ``announce`` gets one line per trial recovered or retried at the start.
+    ``sample`` draws each trial's params in place of ``study.search_space``, for a space the spec's flat
+    entries cannot express (see ``objective.ParamSampler``); the sampler and pruner are still the spec's.
     Ctrl-C raises :class:`StudyInterrupted` once the running trials are marked FAIL and queued again.
     """
     if jobs < 1:
@@ -164,7 +169,7 @@ def run_study(
     if seed is None:
         spec_seed = spec.study.sampler.args.get("seed")
         seed = int(spec_seed) if isinstance(spec_seed, int) else fresh_seed()
-    run = _Invocation(spec, location, pool, name, n_trials, timeout, jobs, progress, seed, announce)
+    run = _Invocation(spec, location, pool, name, n_trials, timeout, jobs, progress, seed, announce, sample)
     try:
         return run.execute(tracking, tracking_uri)
     finally:
@@ -202,6 +207,7 @@ class _Invocation:
     progress: bool
     seed: int
     announce: Announce | None
+    sample: ParamSampler | None = None
 
     def __post_init__(self) -> None:
         self.id = uuid.uuid4().hex[:12]
@@ -212,6 +218,7 @@ class _Invocation:
         spec, location = self.spec, self.location
         handler = StaleTrialHandler(announce=self.announce)
         study = create_or_continue(spec, location, name=self.name, stale_handler=handler)
+        register_console(study)  # the live-control form on every running trial in optuna-dashboard
         if self.announce is not None:  # once the storage opened: a bad --storage is the only line
             for note in study_notes(spec):
                 self.announce(f"note: {note}")
@@ -265,7 +272,7 @@ class _Invocation:
         spec, location = self.spec, self.location
         if self.pool is None:
             study.optimize(
-                make_objective(spec, study, location, settings, self.id),
+                make_objective(spec, study, location, settings, self.id, self.sample),
                 n_trials=self.n_trials,
                 timeout=self.timeout,
                 callbacks=[
@@ -287,6 +294,7 @@ class _Invocation:
                 invocation=self.id,
                 stop_after=self.n_trials,
                 sampler_seed=seeds[i],
+                sample=self.sample,
             )
             for i, share in enumerate(split_trials(self.n_trials, self.jobs))
         ]

@@ -23,9 +23,10 @@ import optuna
 from optuna.trial import TrialState
 
 from dqnmap_auto.errors import ConfigError
+from dqnmap_auto.logs import LOGS_DIR
 from dqnmap_auto.tracking.trial_tracking import TrackingSettings
 from dqnmap_auto.tuning.location import StudyLocation, checkpoint_dir, create_or_continue
-from dqnmap_auto.tuning.objective import INVOCATION_ATTR, TrialObjective
+from dqnmap_auto.tuning.objective import INVOCATION_ATTR, ParamSampler, TrialObjective
 from dqnmap_auto.tuning.recovery import StaleTrialHandler, StaleTrialWatch, recover_stale_trials
 from dqnmap_auto.tuning.spec import StudySpec
 
@@ -38,13 +39,17 @@ def make_objective(
     location: StudyLocation,
     tracking: TrackingSettings | None,
     invocation: str | None = None,
+    sample: ParamSampler | None = None,
 ) -> TrialObjective:
-    """The objective with checkpoints in ``<dir>/checkpoints/<study>/`` and tracking when enabled."""
+    """The objective with checkpoints in ``<dir>/checkpoints/<study>/``, live logs in ``<dir>/logs/<study>/`` and
+    tracking when enabled; ``sample`` replaces the spec's search space (see ``ParamSampler``)."""
     return TrialObjective(
         spec,
         observer_factory=tracking.observer if tracking is not None else None,
         checkpoint_dir=checkpoint_dir(location, study.study_name),
         invocation=invocation,
+        log_dir=location.directory / LOGS_DIR / study.study_name,
+        sample=sample,
     )
 
 
@@ -96,6 +101,7 @@ class WorkerTask:
     invocation: str
     stop_after: int | None
     sampler_seed: int | None
+    sample: ParamSampler | None = None
 
 
 def run_worker(task: WorkerTask) -> None:
@@ -123,7 +129,7 @@ def _optimize_worker(task: WorkerTask) -> None:
     if task.stop_after is not None:
         callbacks.append(InvocationLimit(task.invocation, task.stop_after))
     study.optimize(
-        make_objective(spec, study, task.location, task.tracking, task.invocation),
+        make_objective(spec, study, task.location, task.tracking, task.invocation, task.sample),
         n_trials=task.n_trials,
         timeout=task.timeout,
         callbacks=callbacks,

@@ -137,3 +137,11 @@ def test_mlflow_ui_shows_experiment_runs_and_hp_lr_chart(dashboards: dict[str, s
     page.screenshot(path=f"{dashboards['shots']}/mlflow-hp-lr.png", full_page=True)
     body = page.inner_text("body")
     assert "trial-0" in body and "lr" in body
+
+
+def test_parameter_console_steers_a_running_trial(dashboards: dict[str, str], browser: object) -> None:
+    """The optuna-dashboard form `study run` registers, on a running trial of a live study in the same project: a
+    `set` is applied at the trainer's next phase and the trial's note shows it, as it shows a rejected command."""
+    from tests.control.helpers import steer_from_browser
+
+    steer_from_browser(browser, dashboards["optuna"] + "/dashboard", Path(dashboards["shots"]))

@@ -161,3 +161,30 @@ def test_unreachable_tracking_server_is_a_one_line_error(tmp_path: Path) -> None
     )
     assert result.exit_code == 2
     assert "unreachable" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_running_trials_metrics_reach_mlflow_within_the_flush_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live curves: training records (no evaluation among them) are written while the trial runs, once
+    FLUSH_EVERY seconds have passed, not only at its end."""
+    from dqnmap_auto.tracking import mlflow_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    context = mlflow_tracker.start_study_run(
+        study_name="live", tracking_uri=uri, directory=tmp_path, storage="memory", spec_path=None, spec_params={}
+    )
+    trial = optuna.create_study().ask()
+    run = mlflow_tracker.TrialRun(context, trial)
+    clock = [1000.0]
+    monkeypatch.setattr(mlflow_tracker.time, "monotonic", lambda: clock[0])
+    run._flushed = clock[0]
+    client = mlflow.MlflowClient(uri)
+    run.add(0, {"step": 100, "loss": 0.5})
+    clock[0] += mlflow_tracker.FLUSH_EVERY / 2
+    run.add(0, {"step": 200, "loss": 0.4})
+    assert client.get_metric_history(run.run_id, "loss") == []  # buffered: not due yet
+    clock[0] += mlflow_tracker.FLUSH_EVERY / 2
+    run.add(0, {"step": 300, "loss": 0.3})
+    assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [100, 200, 300]
+    assert mlflow_tracker.FLUSH_EVERY <= 30  # the issue's bound on how old a live curve may be

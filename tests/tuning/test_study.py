@@ -104,6 +104,25 @@ def test_wilcoxon_gets_one_value_per_seed(tmp_path: Path) -> None:
     assert sorted(trial.intermediate_values) == [0, 1, 2, 3, 4, 5]  # 3 evaluations x 2 seeds
 
 
+def sample_transformed(trial: optuna.Trial) -> dict[str, object]:
+    """A space the flat search_space cannot express: 1 - gamma on a log scale, batch size as a power of two
+    (module level: worker processes unpickle it)."""
+    one_minus_gamma = trial.suggest_float("one_minus_gamma", 1e-3, 0.1, log=True)
+    return {"agent.gamma": 1.0 - one_minus_gamma, "agent.batch_size": 2 ** trial.suggest_int("batch_pow", 3, 5)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sample_function_replaces_the_search_space(tmp_path: Path, jobs: int) -> None:
+    spec_path = smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"}, base={"self_tuning": {"enabled": False}})
+    study = run(spec_path, tmp_path / "p", jobs=jobs, tracking=False, sample=sample_transformed)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        assert sorted(trial.params) == ["batch_pow", "one_minus_gamma"]  # the spec's agent.lr is not sampled
+        gamma = trial.user_attrs["hp_initial"]["gamma"]
+        assert gamma == pytest.approx(1.0 - trial.params["one_minus_gamma"], rel=1e-6)
+
+
 def test_running_again_continues_the_study(tmp_path: Path) -> None:
     spec = smoke_spec(tmp_path, n_trials=2, pruner={"name": "none"})
     run(spec, tmp_path / "p")
