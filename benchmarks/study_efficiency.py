@@ -49,6 +49,7 @@ import optuna
 from _common import (
     ENVS,
     FIXED,
+    BenchEnv,
     ResultLog,
     Task,
     add_arms_arg,
@@ -103,10 +104,13 @@ class StudyJob:
     workdir: Path
     enqueue: bool
     extra: tuple[str, ...]
+    env: BenchEnv = ENV
+    first_seed: int = 1  # repetition r uses seed first_seed + r (sampler and agents)
+    zoo_space: bool = False  # (b), (c) search rl-zoo3's space with rl-zoo3's sampler and pruner (automl_cold)
 
     @property
     def seed(self) -> int:
-        return self.rep + 1
+        return self.first_seed + self.rep
 
     @property
     def name(self) -> str:
@@ -126,26 +130,61 @@ def sample_zoo_dqn(trial: optuna.Trial) -> dict[str, Any]:
     Sampled in rl-zoo3's transformed coordinates (1 - gamma on a log scale, batch size as a power of two, the
     gradient steps as train_freq divided by a subsampling factor), so TPE sees the same space.
     """
-    one_minus_gamma = trial.suggest_float("one_minus_gamma", 1e-4, 0.03, log=True)
-    batch_size_pow = trial.suggest_int("batch_size_pow", 2, 11)
-    learning_rate = trial.suggest_float("learning_rate", 1e-5, 2e-3, log=True)
-    train_freq = trial.suggest_int("train_freq", 1, 10)
-    subsample_steps = trial.suggest_int("subsample_steps", 1, min(train_freq, 8))
-    final_eps = trial.suggest_float("exploration_final_eps", 0.0, 0.2)
-    fraction = trial.suggest_float("exploration_fraction", 0.0, 0.5)
-    target_update_interval = trial.suggest_int("target_update_interval", 1, 20_000, log=True)
-    net_arch = trial.suggest_categorical("net_arch", list(ZOO_NET_ARCH))
-    return {
-        "gamma": 1.0 - one_minus_gamma,
-        "batch_size": 2**batch_size_pow,
-        "learning_rate": learning_rate,
-        "train_freq": train_freq,
-        "gradient_steps": max(train_freq // subsample_steps, 1),
-        "exploration_final_eps": final_eps,
-        "exploration_fraction": fraction,
-        "target_update_interval": target_update_interval,
-        "policy_kwargs": {"net_arch": ZOO_NET_ARCH[net_arch]},
+    # in rl-zoo3's order (the seeded sampler's draws follow it)
+    params: dict[str, Any] = {
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-4, 0.03, log=True),
+        "batch_size_pow": trial.suggest_int("batch_size_pow", 2, 11),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 2e-3, log=True),
+        "train_freq": trial.suggest_int("train_freq", 1, 10),
     }
+    params["subsample_steps"] = trial.suggest_int("subsample_steps", 1, min(params["train_freq"], 8))
+    params["exploration_final_eps"] = trial.suggest_float("exploration_final_eps", 0.0, 0.2)
+    params["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.0, 0.5)
+    params["target_update_interval"] = trial.suggest_int("target_update_interval", 1, 20_000, log=True)
+    params["net_arch"] = trial.suggest_categorical("net_arch", list(ZOO_NET_ARCH))
+    return zoo_dqn_kwargs(params)
+
+
+def zoo_dqn_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """SB3 DQN kwargs from rl-zoo3's sampled coordinates (also PB2's, whose members start from this space)."""
+    train_freq = int(params["train_freq"])
+    return {
+        "gamma": 1.0 - params["one_minus_gamma"],
+        "batch_size": 2 ** int(params["batch_size_pow"]),
+        "learning_rate": params["learning_rate"],
+        "train_freq": train_freq,
+        "gradient_steps": max(train_freq // int(params["subsample_steps"]), 1),
+        "exploration_final_eps": params["exploration_final_eps"],
+        "exploration_fraction": params["exploration_fraction"],
+        "target_update_interval": int(params["target_update_interval"]),
+        "policy_kwargs": {"net_arch": ZOO_NET_ARCH[params["net_arch"]]},
+    }
+
+
+#: dqnmap-auto's config path of each SB3 kwarg that rl-zoo3's space samples.
+ZOO_CONFIG_PATHS = {
+    "gamma": "agent.gamma",
+    "batch_size": "agent.batch_size",
+    "learning_rate": "agent.lr",
+    "train_freq": "agent.train_freq",
+    "gradient_steps": "agent.gradient_steps",
+    "exploration_final_eps": "agent.exploration_final_eps",
+    "exploration_fraction": "agent.exploration_fraction",
+    "target_update_interval": "agent.target_update_interval",
+}
+
+
+def zoo_config_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """rl-zoo3's sampled SB3 kwargs as dqnmap-auto config paths (net_arch from ``policy_kwargs``)."""
+    params = {path: kwargs[key] for key, path in ZOO_CONFIG_PATHS.items()}
+    params["agent.net_arch"] = list(kwargs["policy_kwargs"]["net_arch"])
+    return params
+
+
+def sample_zoo_config(trial: optuna.Trial) -> dict[str, Any]:
+    """rl-zoo3's DQN space for dqnmap-auto's study runner (``run_study(sample=...)``): the same Optuna params as
+    the rl-zoo3-style study's, so TPE sees one space in every arm."""
+    return zoo_config_params(sample_zoo_dqn(trial))
 
 
 class ZooObjective:
@@ -156,7 +195,7 @@ class ZooObjective:
     def __init__(self, job: StudyJob) -> None:
         every = job.size.steps // job.size.n_evaluations
         self.config = bench_config(
-            ENV, steps=job.size.steps, seed=job.seed, overrides=[*FIXED, *job.extra, f"training.eval_every={every}"]
+            job.env, steps=job.size.steps, seed=job.seed, overrides=[*FIXED, *job.extra, f"training.eval_every={every}"]
         )
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -184,11 +223,27 @@ class ZooObjective:
         return float(result["final_mean"])
 
 
-def run_zoo_study(job: StudyJob) -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(job.workdir / f"{job.name}.journal")))
+def zoo_sampler(seed: int) -> optuna.samplers.TPESampler:
+    """rl-zoo3's sampler: TPE, multivariate, with its startup count."""
     with warnings.catch_warnings():  # multivariate TPE is flagged experimental; rl-zoo3 uses it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(n_startup_trials=ZOO_TPE_STARTUP, seed=job.seed, multivariate=True)
+        return optuna.samplers.TPESampler(n_startup_trials=ZOO_TPE_STARTUP, seed=seed, multivariate=True)
+
+
+def runner_seed(seed: int, trials_in_study: int) -> int:
+    """The sampler seed dqnmap-auto's study runner derives from ``seed`` (one worker): a study seeded with it
+    draws the same random startup trials as the runner's studies on the same space."""
+    from dqnmap_auto.tuning.location import sampler_seeds
+
+    return sampler_seeds(seed, trials_in_study, 1)[0]
+
+
+def open_zoo_study(job: StudyJob) -> optuna.Study:
+    """The rl-zoo3-style study of ``job`` (new or continued): TPE and median pruner as rl-zoo3 sets them. On
+    rl-zoo3's space in every arm (``zoo_space``), it takes the runner's seed: all arms start from the same draws.
+    """
+    storage = JournalStorage(JournalFileBackend(str(job.workdir / f"{job.name}.journal")))
+    sampler = zoo_sampler(job.seed)
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=ZOO_PRUNER_STARTUP, n_warmup_steps=job.size.n_evaluations // 3
     )
@@ -197,6 +252,13 @@ def run_zoo_study(job: StudyJob) -> optuna.Study:
     )
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by a killed run
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    if job.zoo_space:
+        study.sampler = zoo_sampler(runner_seed(job.seed, len(study.get_trials(deepcopy=False))))
+    return study
+
+
+def run_zoo_study(job: StudyJob) -> optuna.Study:
+    study = open_zoo_study(job)
     remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:
         with warnings.catch_warnings():
@@ -234,15 +296,49 @@ def dqnmap_spec(job: StudyJob) -> Any:
     return spec.model_copy(update={"study": study.model_copy(update=update)})
 
 
+def zoo_space_spec(job: StudyJob) -> Any:
+    """The env's spec as the base, searched like the rl-zoo3-style study: its space (``sample_zoo_config``, so
+    no search_space entries), TPE and median pruner with rl-zoo3's settings, no enqueued trial. The median
+    pruner's warm-up is rl-zoo3's n_evaluations // 3 evaluations, in env steps (the runner reports at steps)."""
+    from dqnmap_auto.tuning.spec import PrunerSpec, SamplerSpec, load_study_spec
+
+    overrides = [f"training.seed={job.seed}", *(FIXED if job.arm == "fixed" else ()), *job.extra]
+    spec = load_study_spec(job.env.spec, overrides=overrides)
+    every = job.size.steps // job.size.n_evaluations
+    warmup = job.size.n_evaluations // 3 * every
+    update = {
+        "name": job.name,
+        "n_trials": job.size.trials,
+        "steps": job.size.steps,
+        "seeds": 1,
+        "eval_every": every,
+        "eval_episodes": 10,
+        "objective": "last",
+        "search_space": {},
+        "enqueue": [],
+        "sampler": SamplerSpec(name="tpe", args={"n_startup_trials": ZOO_TPE_STARTUP, "multivariate": True}),
+        "pruner": PrunerSpec(name="median", args={"n_startup_trials": ZOO_PRUNER_STARTUP, "n_warmup_steps": warmup}),
+    }
+    return spec.model_copy(update={"study": spec.study.model_copy(update=update)})
+
+
 def run_dqnmap_study(job: StudyJob) -> optuna.Study:
+    if job.zoo_space:
+        return run_runner_study(job, zoo_space_spec(job), sample=sample_zoo_config)
+    return run_runner_study(job, dqnmap_spec(job))
+
+
+def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None) -> optuna.Study:
+    """Run (or finish) ``spec``'s study with dqnmap-auto's study runner; ``sample``: see ``run_study``."""
     from dqnmap_auto.tuning.study import StudyLocation, create_or_continue, run_study
 
-    spec = dqnmap_spec(job)
     location = StudyLocation(storage=str(job.workdir / f"{job.name}.journal"), directory=job.workdir / job.name)
     study = create_or_continue(spec, location)
     remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:  # a killed run's RUNNING trial is failed and retried from its checkpoint by run_study
-        run_study(spec, location, n_trials=remaining, jobs=1, progress=False, tracking=False, seed=job.seed)
+        run_study(
+            spec, location, n_trials=remaining, jobs=1, progress=False, tracking=False, seed=job.seed, sample=sample
+        )
     return study
 
 
@@ -259,45 +355,58 @@ def _times(trial: FrozenTrial) -> tuple[datetime, datetime]:
     return trial.datetime_start, trial.datetime_complete
 
 
+def progress_record(events: Sequence[dict[str, Any]], *, threshold: float) -> dict[str, Any]:
+    """Running env-step and time totals over ``events`` in time order, and when the threshold was first reached.
+
+    An event is a finished trial, or a chunk of a population member's training (PB2): ``number``, ``env_steps``,
+    ``seconds`` and ``value`` (a final evaluation's mean, or None: pruned, or not a member's end).
+    """
+    rows: list[dict[str, Any]] = []
+    cumulative, wall, solved_at, solved_wall, solved_by = 0, 0.0, None, None, None
+    for event in events:
+        cumulative += event["env_steps"]
+        wall += event["seconds"]
+        value = event["value"]
+        if solved_at is None and value is not None and value >= threshold:
+            solved_at, solved_wall, solved_by = cumulative, wall, event["number"]
+        rows.append({**event, "cumulative_steps": cumulative})
+    values = [row["value"] for row in rows if row["value"] is not None]
+    best = max(values) if values else None
+    return {
+        "trials": rows,
+        "steps_to_solve": solved_at,
+        "wall_to_solve": round(solved_wall, 1) if solved_wall is not None else None,
+        "solved_trial": solved_by,
+        "env_steps": cumulative,
+        "best": best,
+        "wall_s": round(wall, 1),
+        "summary": f"solved after {solved_at} env steps (trial {solved_by})"
+        if solved_at is not None
+        else f"not solved in {cumulative} env steps (best {best})",
+    }
+
+
 def study_record(study: optuna.Study, *, threshold: float) -> dict[str, Any]:
     """Trials in completion order with the running env-step count; when the threshold was first reached."""
     finished = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: _times(t)[1])
-    trials: list[dict[str, Any]] = []
-    cumulative, solved_at, solved_trial = 0, None, None
+    events = []
     for trial in finished:
-        cumulative += trial_steps(trial)
         started, completed = _times(trial)
-        seconds = (completed - started).total_seconds()
-        value = trial.value if trial.state == TrialState.COMPLETE else None
-        if solved_at is None and value is not None and value >= threshold:
-            solved_at, solved_trial = cumulative, trial.number
-        trials.append(
+        events.append(
             {
                 "number": trial.number,
                 "state": trial.state.name,
-                "value": value,
+                "value": trial.value if trial.state == TrialState.COMPLETE else None,
                 "env_steps": trial_steps(trial),
-                "cumulative_steps": cumulative,
-                "seconds": round(seconds, 1),
+                "seconds": round((completed - started).total_seconds(), 1),
                 "params": trial.params,
             }
         )
-    values = [t["value"] for t in trials if t["value"] is not None]
-    pruned = sum(t["state"] == "PRUNED" for t in trials)
-    wall = sum(t["seconds"] for t in trials)
-    best = max(values) if values else None
+    pruned = sum(event["state"] == "PRUNED" for event in events)
     return {
-        "trials": trials,
-        "n_finished": len(trials),
-        "steps_to_solve": solved_at,
-        "solved_trial": solved_trial,
-        "env_steps": cumulative,
-        "best": best,
-        "frac_pruned": pruned / len(trials) if trials else None,
-        "wall_s": round(wall, 1),
-        "summary": f"solved after {solved_at} env steps (trial {solved_trial})"
-        if solved_at is not None
-        else f"not solved in {cumulative} env steps (best {best})",
+        **progress_record(events, threshold=threshold),
+        "n_finished": len(events),
+        "frac_pruned": pruned / len(events) if events else None,
     }
 
 
@@ -306,7 +415,7 @@ def run_job(job: StudyJob) -> dict[str, Any]:
     job.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     study = run_zoo_study(job) if job.arm == "zoo" else run_dqnmap_study(job)
-    record = study_record(study, threshold=ENV.threshold)
+    record = study_record(study, threshold=job.env.threshold)
     record["session_s"] = round(time.perf_counter() - started, 1)
     return record
 

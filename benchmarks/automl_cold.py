@@ -1,0 +1,331 @@
+"""The AutoML claim, cold (issue 22): on one search space and one env-step budget, does a study whose trials
+self-tune find a good agent sooner and more reliably than one whose trials don't, and than PB2?
+
+Arms, per repetition (one JSON line each; seeds 200, 201, ...: disjoint from the engine's development seeds
+0-99 and test seeds 100-109):
+
+    (a) zoo     the rl-zoo3-style Optuna study of SB3 DQN (study_efficiency.py's arm (a))
+    (b) fixed   dqnmap-auto's study runner, self-tuning off
+    (c) self    dqnmap-auto's study runner, self-tuning on (the config's default: meta mode, lr by the hd
+                rule, gamma and Huber delta by the held lookahead)
+    (d) pb2     PB2 (Ray Tune) over this project's Trainer, a population of --population members sharing the
+                study's budget (``_pb2.py``)
+
+(a)-(c) search rl-zoo3's DQN space (``sample_dqn_params``: lr, 1 - gamma, batch size, train_freq and gradient
+steps, exploration fraction and final eps, target update interval, network; rl-zoo3's current space samples no
+buffer size, so every arm keeps the env row's) with the same Optuna params, TPE (10 startup trials,
+multivariate) and MedianPruner(5 startup trials, warm-up n_evaluations // 3), no enqueued trial; the settings
+outside the space are rl-zoo3's tuned row for the env. (d) mutates the continuous ones (lr, 1 - gamma,
+exploration fraction, final eps) within the same ranges.
+
+Budget per repetition: 20 trials of at most the env's rl-zoo3 budget (CartPole-v1 50k, Acrobot-v1 100k), 5
+evaluations each (10 episodes; the last, 20, is the trial's value); every arm stops a run once an evaluation
+reaches the success line (``training.stop_at_return``; SB3: the same rule in its callback), and the final
+20-episode evaluation of that policy is its value. Env steps count pruned and stopped runs. PB2's members
+share 20 x budget and perturb every evaluation interval (synchronously: each member trains exactly its share).
+
+Resumable like study_efficiency.py (journals and Ray experiments under ``results/<name>.tmp/``). Usage::
+
+    PYTHONPATH=. python benchmarks/automl_cold.py --env cartpole --workers 2    # 5 repetitions x 4 arms
+    PYTHONPATH=. python benchmarks/automl_cold.py --env acrobot --workers 2     # 3 repetitions
+    PYTHONPATH=. python benchmarks/automl_cold.py --env cartpole --arms self,pb2 --workers 2
+    PYTHONPATH=. python benchmarks/automl_cold.py --quick --workers 2           # 4 trials x 3k steps, 1 rep
+
+PB2 needs the ``pb2`` extra (``pip install -e .[pb2]``); it runs after the study arms, with Ray on --workers
+cores (the studies run --workers at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import (
+    ENVS,
+    BenchEnv,
+    ResultLog,
+    Task,
+    add_arms_arg,
+    add_common_args,
+    chosen_arms,
+    cpu_estimate_lines,
+    pyplot,
+    report_header,
+    results_name,
+    run_tasks,
+    write_report,
+)
+from ablation import wilson
+from study_efficiency import ZOO_PRUNER_STARTUP, ZOO_TPE_STARTUP, StudyJob, StudySize, run_job
+
+ARMS = {
+    "zoo": "(a) rl-zoo3-style study, SB3 DQN",
+    "fixed": "(b) dqnmap-auto, self-tuning off",
+    "self": "(c) dqnmap-auto, self-tuning on",
+    "pb2": "(d) PB2 (Ray Tune), dqnmap-auto Trainer",
+}
+COLORS = {"zoo": "tab:blue", "fixed": "tab:orange", "self": "tab:green", "pb2": "tab:purple"}
+FIRST_SEED = 200
+REPS = {"cartpole": 5, "acrobot": 3}
+TRIALS, N_EVALUATIONS, POPULATION = 20, 5, 8
+QUICK = {"trials": 4, "steps": 3_000, "n_evaluations": 3, "population": 4}
+#: Set by the benchmark for every arm: refused in --set.
+OWNED = ("training.total_steps", "training.eval_every", "training.eval_episodes", "training.seed")
+
+
+def study_size(env: BenchEnv, args: argparse.Namespace) -> StudySize:
+    if args.quick:
+        size = StudySize(QUICK["trials"], QUICK["steps"], QUICK["n_evaluations"], 1)
+    else:
+        size = StudySize(TRIALS, env.steps, N_EVALUATIONS, REPS[env.name])
+    return StudySize(args.trials or size.trials, args.steps or size.steps, size.n_evaluations, args.reps or size.reps)
+
+
+def make_tasks(
+    env: BenchEnv, size: StudySize, *, workdir: Path, extra: Sequence[str], population: int, workers: int
+) -> list[Task]:
+    """Repetition-major, the arms side by side. Every arm stops a run at the success line."""
+    protocol = (f"training.stop_at_return={env.threshold}", *extra)
+    tasks = []
+    for rep in range(size.reps):
+        for arm in ARMS:
+            key = f"{arm}|rep={rep}|trials={size.trials}|steps={size.steps}"
+            fields = {"arm": arm, "rep": rep, "seed": FIRST_SEED + rep, "trials_per_study": size.trials}
+            fields["steps"] = size.steps
+            if arm == "pb2":
+                pb2 = pb2_job(
+                    env, size, rep=rep, workdir=workdir, extra=protocol, population=population, workers=workers
+                )
+                tasks.append(
+                    Task(f"{key}|population={population}", {**fields, "population": population}, _run_pb2, pb2)
+                )
+                continue
+            # the SB3 study follows the training protocol only; the others every --set
+            own = tuple(o for o in protocol if o.startswith("training.")) if arm == "zoo" else protocol
+            job = StudyJob(arm, rep, size, workdir, False, own, env=env, first_seed=FIRST_SEED, zoo_space=True)
+            tasks.append(Task(key, fields, run_job, job, label=key))
+    return tasks
+
+
+def pb2_job(
+    env: BenchEnv, size: StudySize, *, rep: int, workdir: Path, extra: Sequence[str], population: int, workers: int
+) -> Any:
+    """Repetition ``rep``'s population: the study's budget (trials x steps), perturbed every evaluation interval."""
+    from _pb2 import PB2Job
+
+    return PB2Job(
+        name=f"pb2-rep{rep}",
+        env=env,
+        seed=FIRST_SEED + rep,
+        population=population,
+        budget=size.trials * size.steps,
+        interval=size.steps // size.n_evaluations,
+        workdir=workdir,
+        workers=workers,
+        extra=tuple(extra),
+    )
+
+
+def _run_pb2(job: Any) -> dict[str, Any]:
+    from _pb2 import run_pb2
+
+    return run_pb2(job)
+
+
+# -- statistics ------------------------------------------------------------------------------------------------
+def censored_median(values: Sequence[float | None]) -> float:
+    """Median with an unsolved repetition counted as never (infinitely many steps or seconds)."""
+    return statistics.median(v if v is not None else math.inf for v in values)
+
+
+def _fmt(value: float, unit: str = "") -> str:
+    if math.isinf(value):
+        return "never"
+    return f"{value / 60:.1f} min" if unit == "min" else f"{value:,.0f}"
+
+
+def arm_lines(records: Sequence[dict[str, Any]], env: BenchEnv) -> tuple[list[str], dict[str, float]]:
+    lines = [
+        "## Per arm",
+        "",
+        f"| arm | repetitions | solved (95% Wilson) | median env steps to first final eval >= {env.threshold:g} "
+        "| median CPU time to it | best final return at full budget, median (min..max) | mean fraction pruned |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    medians = {}
+    for arm, label in ARMS.items():
+        runs = [r for r in records if r["arm"] == arm]
+        if not runs:
+            continue
+        solved = sum(r["steps_to_solve"] is not None for r in runs)
+        medians[arm] = censored_median([r["steps_to_solve"] for r in runs])
+        wall = censored_median([r.get("wall_to_solve") for r in runs])
+        bests = [r["best"] if r["best"] is not None else env.worst for r in runs]
+        pruned = [r["frac_pruned"] for r in runs if r.get("frac_pruned") is not None]
+        lines.append(
+            f"| {label} | {len(runs)} | {solved}/{len(runs)} ({wilson(solved, len(runs))}) | "
+            f"{_fmt(medians[arm])} | {_fmt(wall, 'min')} | "
+            f"{statistics.median(bests):.1f} ({min(bests):.1f}..{max(bests):.1f}) | "
+            f"{f'{statistics.fmean(pruned):.0%}' if pruned else '-'} |"
+        )
+    return [*lines, ""], medians
+
+
+def goal_lines(records: Sequence[dict[str, Any]], medians: dict[str, float]) -> list[str]:
+    """The issue's goals: (c) solves every repetition; its median is at most 1/2 of the best other arm's."""
+    if "self" not in medians:
+        return []
+    runs = [r for r in records if r["arm"] == "self"]
+    every = all(r["steps_to_solve"] is not None for r in runs)
+    others = [medians[arm] for arm in ("zoo", "fixed", "pb2") if arm in medians]
+    best_other = min(others) if others else math.inf
+    ours = medians["self"]
+    halved = math.isfinite(ours) and ours <= best_other / 2
+    ratio = "n/a" if math.isinf(ours) or math.isinf(best_other) else f"{ours / best_other:.2f}"
+    return [
+        f"- Goal 1: (c) reaches the line in every repetition: **{'met' if every else 'not met'}**.",
+        f"- Goal 2: (c)'s median env steps to the line at most 1/2 of the best of (a), (b), (d) (an unsolved "
+        f"repetition counts as never): (c)/best = {ratio} -> **{'met' if halved else 'not met'}**.",
+        "",
+    ]
+
+
+def rep_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## Per repetition",
+        "",
+        "| arm | rep (seed) | trials / members | env steps to the line | at trial / member | CPU time to it "
+        "| best final return | env steps, all | CPU time, all |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in sorted(records, key=lambda r: (list(ARMS).index(r["arm"]), r["rep"])):
+        solved = record["steps_to_solve"]
+        to_solve = f"{solved:,}" if solved is not None else f"never (> {record['env_steps']:,})"
+        wall = record.get("wall_to_solve")
+        best = "-" if record["best"] is None else f"{record['best']:.1f}"
+        lines.append(
+            f"| {ARMS[record['arm']]} | {record['rep']} ({record['seed']}) | {record['n_finished']} | {to_solve} | "
+            f"{record['solved_trial'] if record['solved_trial'] is not None else '-'} | "
+            f"{'-' if wall is None else f'{wall / 60:.1f} min'} | {best} | {record['env_steps']:,} | "
+            f"{record['wall_s'] / 60:.1f} min |"
+        )
+    return [*lines, ""]
+
+
+# -- plot ------------------------------------------------------------------------------------------------------
+def best_so_far(record: dict[str, Any], grid: np.ndarray, floor: float) -> np.ndarray:
+    """The best final evaluation so far at each env-step count of ``grid`` (``floor`` before any)."""
+    xs, ys, best = [0], [floor], floor
+    for event in record["trials"]:
+        if event["value"] is not None:
+            best = max(best, event["value"])
+        xs.append(event["cumulative_steps"])
+        ys.append(best)
+    index = np.searchsorted(np.asarray(xs), grid, side="right") - 1
+    return np.asarray(ys)[index]
+
+
+def plot(records: Sequence[dict[str, Any]], env: BenchEnv, budget: int, path: Path) -> None:
+    """Best final return so far against env steps: every repetition faint, the median per arm bold."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    grid = np.linspace(0, budget, 400)
+    for arm, label in ARMS.items():
+        runs = [r for r in records if r["arm"] == arm]
+        if not runs:
+            continue
+        curves = np.stack([best_so_far(r, grid, env.worst) for r in runs])
+        for curve in curves:
+            ax.step(grid, curve, where="post", color=COLORS[arm], alpha=0.25, lw=0.8)
+        ax.step(grid, np.median(curves, axis=0), where="post", color=COLORS[arm], lw=2.2, label=label)
+    ax.axhline(env.threshold, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="env steps (all trials / members)", ylabel="best final eval return so far", title=env.name)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def build_report(
+    records: Sequence[dict[str, Any]],
+    env: BenchEnv,
+    size: StudySize,
+    *,
+    population: int,
+    name: str,
+    out: Path,
+    quick: bool,
+) -> list[str]:
+    figure = out / f"{name}.png"
+    budget = size.trials * size.steps
+    if records:
+        plot(records, env, budget, figure)
+    lines = report_header(
+        quick=quick,
+        title=f"The AutoML claim, cold: {env.name}, {size.trials} trials x {size.steps:,} env steps "
+        f"({len(records)} of {size.reps * len(ARMS)} runs recorded)",
+        notes=[
+            f"Repetitions use seeds {FIRST_SEED}..{FIRST_SEED + size.reps - 1} (sampler, agents, PB2's initial "
+            "draws); development used 0-99, tests 100-109",
+            f"(a)-(c): rl-zoo3's DQN space (same Optuna params), TPE n_startup_trials={ZOO_TPE_STARTUP} "
+            f"multivariate, MedianPruner(n_startup_trials={ZOO_PRUNER_STARTUP}, warm-up {size.n_evaluations // 3} "
+            f"of {size.n_evaluations} evaluations), no enqueued trial; other settings: rl-zoo3's {env.name} row",
+            f"(d): PB2, {population} members of {budget // population:,} env steps each, synchronous perturbation "
+            f"every {size.steps // size.n_evaluations:,} steps; mutates lr and 1 - gamma (log10), exploration "
+            "fraction and final eps within rl-zoo3's ranges; batch size, train_freq, gradient steps, target "
+            "update interval and network keep each member's initial (random) draw",
+            f"Every run stops once an evaluation reaches {env.threshold:g}; its value is then a 20-episode "
+            "evaluation of that policy. Success: a trial's (member's) value >= the line. Env steps and CPU time "
+            "(sum of the runs' wall times, 1 thread each) count everything run before it, pruned runs included",
+            "(e) (the Lamarckian loop: finished trials' self-tuned values enqueued as new trials) is not built",
+        ],
+    )
+    table, medians = arm_lines(records, env)
+    lines += table + goal_lines(records, medians) + rep_lines(records)
+    lines += [f"![best so far]({figure.name})", "", "## Cost", ""]
+    full = StudySize(TRIALS, env.steps, N_EVALUATIONS, REPS[env.name])
+    lines += cpu_estimate_lines(records, {arm: full.trials * full.steps * full.reps for arm in ARMS}, by="arm")
+    lines.append("(Upper bound: it assumes no run is stopped or pruned early.)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, envs=("cartpole", "acrobot"))
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per arm [cartpole 5, acrobot 3; quick 1]")
+    parser.add_argument("--trials", type=int, default=None, help="trials per study [20; quick 4]")
+    parser.add_argument("--steps", type=int, default=None, help="env steps per trial [the env's rl-zoo3 budget]")
+    parser.add_argument("--population", type=int, default=None, help=f"PB2 members [{POPULATION}; quick 4]")
+    add_arms_arg(parser, tuple(ARMS))
+    args = parser.parse_args()
+    arms = chosen_arms(parser, args.arms, tuple(ARMS))
+    owned = [o for o in args.overrides if o.split("=", 1)[0].strip() in OWNED]
+    if owned:
+        parser.error(f"--set {owned[0]}: the benchmark sets it (use --steps, --quick)")
+    env = ENVS[args.env]
+    size = study_size(env, args)
+    population = args.population or (QUICK["population"] if args.quick else POPULATION)
+    name = results_name("automl-cold", env=env.name, quick=args.quick, tag=args.tag)
+    log = ResultLog(args.out / f"{name}.jsonl")
+    tasks = make_tasks(
+        env, size, workdir=args.out / f"{name}.tmp", extra=args.overrides, population=population, workers=args.workers
+    )
+    if not args.report_only:
+        studies = [t for t in tasks if t.fields["arm"] in arms and t.fields["arm"] != "pb2"]
+        run_tasks(studies, log, workers=args.workers)
+        if "pb2" in arms:  # one population at a time, Ray spreading its members over --workers cores
+            run_tasks([t for t in tasks if t.fields["arm"] == "pb2"], log, workers=1)
+    keys = {task.key for task in tasks}
+    records = [r for r in log.records() if r["key"] in keys]
+    write_report(
+        args.out / f"{name}.md",
+        build_report(records, env, size, population=population, name=name, out=args.out, quick=args.quick),
+    )
+
+
+if __name__ == "__main__":
+    main()
