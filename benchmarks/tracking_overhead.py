@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import optuna
-from _common import RESULTS, ROOT
+from _common import RESULTS, ROOT, timed
 
 from dqnmap_auto.tracking.dashboard_notes import artifact_dir
 from dqnmap_auto.tracking.mlflow_tracker import TrialRun, default_tracking_uri, finish_study_run, start_study_run
@@ -30,23 +30,10 @@ from dqnmap_auto.tuning.spec import load_study_spec
 TRACKING_SECONDS = [0.0]
 
 
-def _timed(method):  # type: ignore[no-untyped-def]
-    """Wrap a tracking method so the time spent inside it is added to TRACKING_SECONDS."""
-
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            TRACKING_SECONDS[0] += time.perf_counter() - started
-
-    return wrapper
-
-
 # Every place where a trial spends time on tracking: run creation, each record, the final upload.
-TrialRun.__init__ = _timed(TrialRun.__init__)  # type: ignore[method-assign]
-TrialRun.add = _timed(TrialRun.add)  # type: ignore[method-assign]
-TrialTracking.finish = _timed(TrialTracking.finish)  # type: ignore[method-assign]
+TrialRun.__init__ = timed(TrialRun.__init__, TRACKING_SECONDS)  # type: ignore[method-assign]
+TrialRun.add = timed(TrialRun.add, TRACKING_SECONDS)  # type: ignore[method-assign]
+TrialTracking.finish = timed(TrialTracking.finish, TRACKING_SECONDS)  # type: ignore[method-assign]
 
 
 def one_trial(steps: int, *, tracked: bool, directory: Path) -> float:
@@ -65,7 +52,7 @@ def one_trial(steps: int, *, tracked: bool, directory: Path) -> float:
             "agent.lr": 2.3e-3,
             "agent.batch_size": 64,
             "agent.exploration_fraction": 0.16,
-            "self_tuning.params": "lr,gamma,huber_delta,tau",
+            "self_tuning.params": "lr,gamma,huber_delta",
             "self_tuning.mode": "meta",
             "self_tuning.meta_lr": 0.01,
         }
