@@ -204,8 +204,9 @@ class SelfTuningConfig(_Section):
     """The inner loop: hyperparameters that follow their hypergradient during training."""
 
     # Every default below says what evidence set it; benchmarks/RESULTS.md has the runs and the commands. The
-    # shipped default is self-tuning v5: meta mode, lr by the hd rule, gamma and Huber delta by a lookahead whose
-    # target is held, as between real target updates (issue 19's ablation: benchmarks/ablation.py).
+    # shipped default is self-tuning v6: meta mode, lr by the hd rule read at the start of each target period
+    # (set point 0, paced), gamma and Huber delta by a lookahead whose target is held, as between real target
+    # updates (issue 19's ablation: benchmarks/ablation.py, benchmarks/dev_variants.py).
     enabled: bool = True
     mode: Literal["hd", "meta"] = Field(
         "meta",
@@ -240,11 +241,13 @@ class SelfTuningConfig(_Section):
         "a few norms (hd/fixed speed 1.02 on CartPole). Every benchmark ran 8; none compared other values.",
     )
     hd_target_cos: float = Field(
-        -0.05,
+        0.0,
         ge=-1,
         le=1,
-        description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it. Plain hd (0) "
-        "shrank lr at CartPole's noise floor (hd_cosine.py: the cosine sits slightly below 0 at good lr).",
+        description="hd rule: set point for cos(g_t, u_t-1); lr grows above it, shrinks below it. 0 with "
+        "hd_measure target_update, where the cosine crosses 0 near rl-zoo3's lr on CartPole and Acrobot "
+        "(lr_signals.py, start1); -0.05 with hd_measure interval (v2-v5), where plain hd (0) shrank lr at "
+        "CartPole's noise floor (hd_cosine.py).",
     )
     hd_lr_pull: float = Field(
         3e-3,
@@ -261,19 +264,22 @@ class SelfTuningConfig(_Section):
         "undone and lr cut to fit (null: never). Why: from lr 0.1 Acrobot diverges before any cosine can react.",
     )
     hd_measure: Literal["interval", "target_update"] = Field(
-        "interval",
-        description="hd rule: read cos(g_t, u_t-1) every hd_interval steps, or only at the first step after each "
-        "target-network update, where the cosine does depend on lr and crosses 0 near rl-zoo3's lr on CartPole "
-        "and Acrobot (lr_signals.py, start1). Not the default: with set point 0 and no pull it climbed from lr "
-        "1e-5 too slowly (CartPole, 1 development seed: 5e-4 after 50k steps, unsolved).",
+        "target_update",
+        description="hd rule: read cos(g_t, u_t-1) only at the first step after each target-network update, where "
+        "the cosine depends on lr and crosses 0 near rl-zoo3's lr on CartPole and Acrobot (lr_signals.py, "
+        "start1), or every hd_interval steps (v2-v5), where it hardly depends on lr and the pull decides. "
+        "target_update is the default since v6: from Acrobot's wrong-high start (reference lr 30x above "
+        "rl-zoo3's) interval reads drove lr to 0.05 and failed on every development seed; target-update reads "
+        "ended near 5e-3 (RESULTS.md, issue 19, v6).",
     )
     hd_pace_max: float = Field(
-        1.0,
+        6.0,
         ge=1,
         description="hd rule, with hd_measure target_update: a read's step and pull count as the gradient steps "
-        "since the previous read over hd_interval, capped here (1: each read is one step). Unpaced, one read per "
-        "training phase on CartPole climbed from lr 1e-5 to 1e-3 only after 50k steps; uncapped, Acrobot's lr ran "
-        "to its bound (development seeds, issue 19).",
+        "since the previous read over hd_interval, capped here (reads closer than hd_interval count less). "
+        "Unpaced (1), one read per training phase on CartPole climbed from lr 1e-5 to 1e-3 only after 50k steps "
+        "and failed both development seeds; uncapped, Acrobot's lr ran to its bound; 6 solved both (development "
+        "seeds, issue 19, v6). Only 1, 6 and no cap were compared.",
     )
     lr_rule: Literal["hd", "meta"] = Field(
         "hd",

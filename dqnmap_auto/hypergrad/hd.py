@@ -45,6 +45,16 @@ very first step moves a 256-wide MLP by 175% of its norm, and a cosine rule of b
 thousands of steps to bring lr down, by which time the network is wrecked. Measured: with the check after
 the step but without the undo, lr 0.1 runs on CartPole still collapsed.
 
+Where the cosine is read (``measure``). All of the above is about the cosine read every ``interval`` steps
+(``interval``, the default up to v5). Read only at the first step after a target-network update
+(``target_update``, the default since v6), it is a different signal: the regression towards a new target is far
+from its noise floor, and there the cosine falls monotonically through 0 near rl-zoo3's lr (CartPole -0.003 at
+its 2.3e-3, +0.12 at 1e-3, -0.16 at 1e-2; Acrobot -0.024 at its 6.3e-4, +0.14 at 1e-4; ``lr_signals.py``,
+start1). So the set point is 0 there, and the pull matters only where the cosine is flat. From Acrobot's
+wrong-high start (reference and start at 0.019) interval reads drove lr up to 0.05 and failed; target-update
+reads brought it down to 5e-3 (development seeds, ``benchmarks/RESULTS.md``, issue 19, v6). Reads come once per
+target period, hence the pacing (``pace_max``).
+
 The update runs every ``interval`` gradient steps (the step after one whose direction was recorded; the very
 first step is recorded, so the step-size check acts at once): one parameter copy and one dot product per
 ``interval`` steps.
@@ -72,8 +82,9 @@ class HDSettings:
     ``reference.lr``, ``hd_max_step_ratio``, ``hd_measure``, ``hd_pace_max``), with the config's defaults.
 
     ``pace_max`` (with measure ``target_update``): a read's step and pull are multiplied by the gradient steps
-    since the previous read over ``interval``, capped at ``pace_max`` (1: no pacing). Large enough, lr moves as
-    fast per gradient step as with interval reads. Why:
+    since the previous read over ``interval``, capped at ``pace_max``; reads closer together than ``interval``
+    (target updates at nearly every gradient step, as with soft updates) count less, so lr never moves faster
+    per gradient step than with interval reads. Large enough, lr moves as fast per gradient step. Why:
     target updates come once per training phase on CartPole's rl-zoo3 row (128 gradient steps), so unpaced
     reads moved lr 16x slower; from lr 1e-5 it took 50k steps to reach 1e-3 while gamma ran to 0.999 and the
     loss diverged (development seeds 0-1, ``benchmarks/RESULTS.md``, issue 19). Why a cap: on Acrobot's row
@@ -82,12 +93,12 @@ class HDSettings:
 
     beta: float = 0.1
     interval: int = 8
-    target_cos: float = -0.05
+    target_cos: float = 0.0
     pull: float = 3e-3
     reference: float = REFERENCE_VALUES["lr"]
     max_step_ratio: float | None = 0.1
-    measure: Literal["interval", "target_update"] = "interval"
-    pace_max: float = 1.0
+    measure: Literal["interval", "target_update"] = "target_update"
+    pace_max: float = 6.0
 
 
 class LearningRateRule:
@@ -152,7 +163,7 @@ class LearningRateRule:
         settings = self.settings
         if settings.measure != "target_update":
             return 1.0
-        pace = min(max(gap / settings.interval, 1.0), max(settings.pace_max, 1.0))
+        pace = min(gap / settings.interval, max(settings.pace_max, 1.0))
         return min(pace, 0.5 / settings.pull) if settings.pull > 0 else pace
 
     def gradient_step(

@@ -25,7 +25,7 @@ from dqnmap_auto.tuning.spec import CategoricalParam, IntParam, ParamSpec, Study
 
 #: Settings that only meta mode reads, and those only the hd rule reads (hd mode, or meta mode's lr).
 META_ONLY = ("meta_lr", "interval", "lookahead", "lr_rule", "lookahead_target", "hypergrad_clip")
-HD_RULE = ("hd_lr", "hd_interval", "hd_target_cos", "hd_lr_pull", "hd_max_step_ratio")
+HD_RULE = ("hd_lr", "hd_interval", "hd_target_cos", "hd_lr_pull", "hd_max_step_ratio", "hd_measure", "hd_pace_max")
 
 
 def list_studies(location: StudyLocation) -> list[dict[str, Any]]:

@@ -186,8 +186,10 @@ def test_held_target_meta_update_draws_fresh_inner_batches(rng: np.random.Genera
     assert len(drawn) == 3
 
 
-def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator) -> None:
-    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1)
+@pytest.mark.parametrize("measure", ["interval", "target_update"])
+def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator, measure: str) -> None:
+    """The hd rule's dL(theta_t)/dz, read every step or (the default) at the step after a target update."""
+    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1, self_tuning__hd_measure=measure)
     agent = warmed_up_agent(config, rng)
     tuner = build_tuner(config, agent)
     assert isinstance(tuner, HypergradientDescentTuner)
@@ -195,6 +197,8 @@ def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator) -
 
     before = copy.deepcopy(agent)  # state at theta_{t-1}
     previous_batch, batch = random_batch(rng), random_batch(rng)
+    tuner.on_target_update()  # the next step starts a target period (read by measure target_update only)
+    tuner.space.last_hypergrad["lr"] = float("nan")  # so the read below must set it
     tuner.gradient_step(previous_batch, lambda: random_batch(rng))
     lr_used = agent.lr
     tuner.gradient_step(batch, lambda: random_batch(rng))  # computes dL(theta_t)/dz at its start

@@ -29,7 +29,9 @@ def rule_after_one_update(
     config = make_config()
     agent = warmed_up_agent(config, np.random.default_rng(0))
     space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    settings = HDSettings(beta=0.5, interval=1, target_cos=target_cos, pull=pull, reference=reference)
+    settings = HDSettings(
+        beta=0.5, interval=1, target_cos=target_cos, pull=pull, reference=reference, measure="interval"
+    )
     rule = LearningRateRule(space, agent, settings, on_change=lambda: None)
     rule._previous_step = previous_step
     rule._on_gradients(grads)
@@ -106,7 +108,9 @@ def test_a_step_too_large_for_the_first_order_model_is_undone_and_lr_cut_to_fit(
     agent = warmed_up_agent(make_config(), rng)
     space = HyperSpace({"lr": lr}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
     agent.set_lr(lr)
-    rule = LearningRateRule(space, agent, HDSettings(beta=0.1, interval=1, max_step_ratio=0.1), on_change=lambda: None)
+    rule = LearningRateRule(
+        space, agent, HDSettings(beta=0.1, interval=1, max_step_ratio=0.1, measure="interval"), on_change=lambda: None
+    )
     before = [p.detach().clone() for p in agent.params]
     plain = copy.deepcopy(agent)  # the same step without the rule: its size relative to the weights after it
     batch = random_batch(rng)
@@ -135,7 +139,7 @@ def test_hd_measured_at_target_updates_reads_only_the_step_after_one() -> None:
     agent = warmed_up_agent(make_config(), rng)
     space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
     agent.set_lr(1e-3)
-    settings = HDSettings(beta=0.5, interval=2, target_cos=0.0, pull=0.0, measure="target_update")
+    settings = HDSettings(beta=0.5, interval=2, target_cos=0.0, pull=0.0, measure="target_update", pace_max=1.0)
     rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
     start = math.log(1e-3)
     for _ in range(5):  # guard records at steps 0, 2, 4: no measurement without a target update
@@ -195,6 +199,28 @@ def test_paced_reads_at_target_updates_count_the_gradient_steps_between_them() -
     assert step == pytest.approx(50 * (0.5 * cosine - pull_term), abs=1e-9)
 
 
+def test_reads_closer_together_than_the_interval_count_less() -> None:
+    """With a target update before every gradient step (as soft updates at every step give), every step reads,
+    and each read counts 1 / interval of an interval read: lr moves no faster per gradient step than with
+    interval reads."""
+    rng = np.random.default_rng(12)
+    agent = warmed_up_agent(make_config(), rng)
+    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+    agent.set_lr(1e-3)
+    settings = HDSettings(beta=0.5, interval=4, target_cos=0.0, pull=0.0, measure="target_update", pace_max=6.0)
+    rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+    moves = []
+    for _ in range(5):
+        rule.on_target_update()
+        before = float(space.z.detach()[0])
+        rule.gradient_step(random_batch(rng), 0.95, 0.7)
+        moves.append((float(space.z.detach()[0]) - before, rule.records().get("hd/cosine", 0.0)))
+    assert moves[0][0] == 0.0  # the first step is only recorded
+    assert moves[1][0] == pytest.approx(2 / 4 * 0.5 * moves[1][1], abs=1e-9)  # read at step 2: two steps since 0
+    for step, cosine in moves[2:]:  # then one step since the previous read
+        assert cosine != 0.0 and step == pytest.approx(1 / 4 * 0.5 * cosine, abs=1e-9)
+
+
 def test_the_trainer_tells_the_tuner_of_target_updates() -> None:
     from dqnmap_auto.trainer import Trainer
 
@@ -217,7 +243,11 @@ def test_the_trainer_tells_the_tuner_of_target_updates() -> None:
 
 def meta_tuner(lr_rule: str) -> MetaGradientTuner:
     config = make_config(
-        self_tuning__mode="meta", self_tuning__lr_rule=lr_rule, self_tuning__interval=1, self_tuning__hd_interval=1
+        self_tuning__mode="meta",
+        self_tuning__lr_rule=lr_rule,
+        self_tuning__interval=1,
+        self_tuning__hd_interval=1,
+        self_tuning__hd_measure="interval",  # the rule reads at every step, target updates or not
     )
     config.self_tuning.params = ["lr", "gamma", "huber_delta"]
     config.self_tuning.meta_lr = 0.05
@@ -283,7 +313,7 @@ def test_meta_with_hd_rule_checkpoint_restores_the_pending_step() -> None:
 
 def test_hd_records_the_mean_cosine_since_the_last_record() -> None:
     rng = np.random.default_rng(5)
-    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1)
+    config = make_config(self_tuning__mode="hd", self_tuning__hd_interval=1, self_tuning__hd_measure="interval")
     config.self_tuning.params = ["lr"]
     tuner = build_tuner(config, warmed_up_agent(config, rng))
     seen = []
