@@ -2,9 +2,10 @@
 
 ``ablation.py`` writes one resumable log per env and tag (``--tag v6a --set ...``); this script reads the logs of
 several tags, lines the runs up by (env, scenario, arm, seed), and prints per run the outcome and final lr, then,
-per variant against the baseline, the paired success counts on the runs both have with an exact sign test
-(McNemar on the discordant pairs). It runs nothing: it is how a design decision on seeds 0-99 is read before
-the test seeds (100-109) are spent on it.
+per variant against the baseline, the paired success counts on the runs both have with an exact sign test (McNemar
+on the discordant pairs), overall and per env; per env also how often the variant's final lr is closer (in log) to
+the env's rl-zoo3 lr than the baseline's, with a Wilcoxon signed-rank test on those distances. It runs nothing: it
+is how a design decision on seeds 0-99 is read before the test seeds (100-109) are spent on it.
 
 A variant may pool several tags (the same engine run under two tags, e.g. the shipped default's development runs
 from before and after it shipped)::
@@ -16,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import binomtest
+import yaml
+from scipy.stats import binomtest, wilcoxon
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
 Key = tuple[str, str, str, int]
 
 
@@ -61,6 +66,35 @@ def paired_line(name: str, base: str, a: dict[Key, dict[str, Any]], b: dict[Key,
     )
 
 
+def zoo_lr(env: str) -> float:
+    """rl-zoo3's tuned lr for a benchmark env: the base of its spec."""
+    spec = yaml.safe_load((STUDIES / f"{env}.yaml").read_text(encoding="utf-8"))
+    return float(spec["agent"]["lr"])
+
+
+def per_env_lines(name: str, base: str, a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]]) -> list[str]:
+    """Per env: paired successes (McNemar) and whose final lr lands nearer rl-zoo3's (Wilcoxon on |log ratio|)."""
+    lines = []
+    for env in sorted({key[0] for key in set(a) & set(b)}):
+        common = sorted(k for k in set(a) & set(b) if k[0] == env)
+        wins_a = sum(bool(a[k]["success"]) and not b[k]["success"] for k in common)
+        wins_b = sum(bool(b[k]["success"]) and not a[k]["success"] for k in common)
+        p_success = binomtest(wins_a, wins_a + wins_b).pvalue if wins_a + wins_b else 1.0
+        target = zoo_lr(env)
+        distance = {id(runs): [abs(math.log10(runs[k]["hp_final"]["lr"] / target)) for k in common] for runs in (a, b)}
+        near_a, near_b = distance[id(a)], distance[id(b)]
+        closer = sum(x < y for x, y in zip(near_a, near_b, strict=True))
+        differs = any(x != y for x, y in zip(near_a, near_b, strict=True))
+        p_lr = wilcoxon(near_a, near_b).pvalue if differs else 1.0
+        lines.append(
+            f"| {env} | {name} vs {base} | {len(common)} | {sum(bool(a[k]['success']) for k in common)} / "
+            f"{sum(bool(b[k]['success']) for k in common)} | {p_success:.2g} | {target:.1e} | "
+            f"{statistics.median(near_a):.2f} / {statistics.median(near_b):.2f} | {closer} of {len(common)} | "
+            f"{p_lr:.2g} |"
+        )
+    return lines
+
+
 def report(variants: dict[str, dict[Key, dict[str, Any]]]) -> list[str]:
     names = list(variants)
     keys = sorted(set().union(*variants.values()))
@@ -79,6 +113,14 @@ def report(variants: dict[str, dict[Key, dict[str, Any]]]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     lines += [paired_line(name, base, variants[name], variants[base]) for name in names[1:]]
+    lines += [
+        "",
+        "| env | variant vs baseline | runs both have | successes | McNemar p | rl-zoo3 lr | median distance of the "
+        "final lr from it (log10) | variant's lr closer | Wilcoxon p |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names[1:]:
+        lines += per_env_lines(name, base, variants[name], variants[base])
     return lines
 
 
