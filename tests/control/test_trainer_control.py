@@ -3,6 +3,7 @@ value, kept across a checkpoint; and the polling clock."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_set_applies_at_the_next_phase_and_self_tuning_goes_on_from_it() -> None
     assert record["control/status"] == "applied" and record["control/id"] == command.id
     assert sent_at < record["step"] <= sent_at + phase and record["step"] % phase == 0  # the next phase boundary
     assert record["hp/lr"] == pytest.approx(4e-4, rel=1e-6) and record["control/gamma"] == pytest.approx(0.97)
-    assert "lr 0.00" in record["control/detail"] and "-> 0.0004" in record["control/detail"]
+    assert re.search(r"\blr [0-9.e-]+ -> 0\.0004\b", record["control/detail"]), record["control/detail"]  # old -> new
     after = [r for r in collector.records if "sps" in r and r["step"] > record["step"]]
     lrs, gammas = [r["hp/lr"] for r in after], [r["hp/gamma"] for r in after]
     assert lrs[0] != pytest.approx(4e-4, rel=1e-9) and 4e-4 / 3 < lrs[0] < 4e-4 * 3  # moved on from the new value
