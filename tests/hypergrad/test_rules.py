@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.hypergrad.build import build_tuner
 from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
 from dqnmap_auto.hypergrad.meta import MetaGradientTuner
@@ -131,16 +132,22 @@ def test_a_step_too_large_for_the_first_order_model_is_undone_and_lr_cut_to_fit(
         assert ratio < 0.1 and 0 < moved < 0.1 * norm and float(space.z.detach()[0]) == pytest.approx(math.log(lr))
 
 
+def lr_rule_on_agent(rng: np.random.Generator, settings: HDSettings) -> tuple[DQNAgent, HyperSpace, LearningRateRule]:
+    """A warmed-up agent at lr 1e-3 and an hd rule on it that hands every new lr back to the agent."""
+    agent = warmed_up_agent(make_config(), rng)
+    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
+    agent.set_lr(1e-3)
+    rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+    return agent, space, rule
+
+
 def test_hd_measured_at_target_updates_reads_only_the_step_after_one() -> None:
     """``hd_measure: target_update``: lr moves only at the second step of a target period (by beta times the
     cosine of that step's gradient with the first step's update, set point 0); the step-size guard's records in
     between leave lr alone, and so does a period without a target update."""
     rng = np.random.default_rng(7)
-    agent = warmed_up_agent(make_config(), rng)
-    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    agent.set_lr(1e-3)
     settings = HDSettings(beta=0.5, interval=2, target_cos=0.0, pull=0.0, measure="target_update", pace_max=1.0)
-    rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+    agent, space, rule = lr_rule_on_agent(rng, settings)
     start = math.log(1e-3)
     for _ in range(5):  # guard records at steps 0, 2, 4: no measurement without a target update
         rule.gradient_step(random_batch(rng), 0.95, 0.7)
@@ -172,13 +179,10 @@ def test_paced_reads_at_target_updates_count_the_gradient_steps_between_them() -
     rng = np.random.default_rng(11)
 
     def moved(pace_max: float, gap: int, pull: float) -> tuple[float, float]:
-        agent = warmed_up_agent(make_config(), rng)
-        space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-        agent.set_lr(1e-3)
         settings = HDSettings(
             beta=0.5, interval=2, target_cos=0.0, pull=pull, reference=1e-2, measure="target_update", pace_max=pace_max
         )
-        rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+        _, space, rule = lr_rule_on_agent(rng, settings)
         for _ in range(gap - 1):  # no target update: nothing is read
             rule.gradient_step(random_batch(rng), 0.95, 0.7)
         rule.on_target_update()
@@ -204,11 +208,8 @@ def test_reads_closer_together_than_the_interval_count_less() -> None:
     and each read counts 1 / interval of an interval read: lr moves no faster per gradient step than with
     interval reads."""
     rng = np.random.default_rng(12)
-    agent = warmed_up_agent(make_config(), rng)
-    space = HyperSpace({"lr": 1e-3}, ["lr"], {"lr": (1e-6, 1.0)}, dtype=torch.float64)
-    agent.set_lr(1e-3)
     settings = HDSettings(beta=0.5, interval=4, target_cos=0.0, pull=0.0, measure="target_update", pace_max=6.0)
-    rule = LearningRateRule(space, agent, settings, on_change=lambda: agent.set_lr(float(space.z.detach().exp())))
+    _, space, rule = lr_rule_on_agent(rng, settings)
     moves = []
     for _ in range(5):
         rule.on_target_update()
