@@ -54,12 +54,20 @@ def cell(run: dict[str, Any] | None) -> str:
     return f"{outcome} {final:.0f} (lr {run['hp_final']['lr']:.1e})" if final is not None else "diverged"
 
 
+def paired_successes(
+    a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]], keys: Sequence[Key]
+) -> tuple[int, int, int, int, float]:
+    """Successes of a and b on ``keys``, the runs only a / only b solved, and McNemar's exact p on those."""
+    wins_a = sum(bool(a[k]["success"]) and not b[k]["success"] for k in keys)
+    wins_b = sum(bool(b[k]["success"]) and not a[k]["success"] for k in keys)
+    successes_a, successes_b = (sum(bool(runs[k]["success"]) for k in keys) for runs in (a, b))
+    p = binomtest(wins_a, wins_a + wins_b).pvalue if wins_a + wins_b else 1.0
+    return successes_a, successes_b, wins_a, wins_b, p
+
+
 def paired_line(name: str, base: str, a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any]]) -> str:
     common = sorted(set(a) & set(b))
-    wins_a = sum(bool(a[k]["success"]) and not b[k]["success"] for k in common)
-    wins_b = sum(bool(b[k]["success"]) and not a[k]["success"] for k in common)
-    successes_a, successes_b = (sum(bool(runs[k]["success"]) for k in common) for runs in (a, b))
-    p = binomtest(wins_a, wins_a + wins_b).pvalue if wins_a + wins_b else 1.0
+    successes_a, successes_b, wins_a, wins_b, p = paired_successes(a, b, common)
     verdict = "" if p < 0.05 else ", not significant"
     return (
         f"| {name} vs {base} | {len(common)} | {successes_a} / {successes_b} | {wins_a} / {wins_b} | {p:.2g}{verdict} |"
@@ -77,20 +85,15 @@ def per_env_lines(name: str, base: str, a: dict[Key, dict[str, Any]], b: dict[Ke
     lines = []
     for env in sorted({key[0] for key in set(a) & set(b)}):
         common = sorted(k for k in set(a) & set(b) if k[0] == env)
-        wins_a = sum(bool(a[k]["success"]) and not b[k]["success"] for k in common)
-        wins_b = sum(bool(b[k]["success"]) and not a[k]["success"] for k in common)
-        p_success = binomtest(wins_a, wins_a + wins_b).pvalue if wins_a + wins_b else 1.0
+        successes_a, successes_b, _, _, p_success = paired_successes(a, b, common)
         target = zoo_lr(env)
-        distance = {id(runs): [abs(math.log10(runs[k]["hp_final"]["lr"] / target)) for k in common] for runs in (a, b)}
-        near_a, near_b = distance[id(a)], distance[id(b)]
+        near_a, near_b = ([abs(math.log10(runs[k]["hp_final"]["lr"] / target)) for k in common] for runs in (a, b))
         closer = sum(x < y for x, y in zip(near_a, near_b, strict=True))
-        differs = any(x != y for x, y in zip(near_a, near_b, strict=True))
-        p_lr = wilcoxon(near_a, near_b).pvalue if differs else 1.0
+        p_lr = wilcoxon(near_a, near_b).pvalue if near_a != near_b else 1.0
         lines.append(
-            f"| {env} | {name} vs {base} | {len(common)} | {sum(bool(a[k]['success']) for k in common)} / "
-            f"{sum(bool(b[k]['success']) for k in common)} | {p_success:.2g} | {target:.1e} | "
-            f"{statistics.median(near_a):.2f} / {statistics.median(near_b):.2f} | {closer} of {len(common)} | "
-            f"{p_lr:.2g} |"
+            f"| {env} | {name} vs {base} | {len(common)} | {successes_a} / {successes_b} | {p_success:.2g} | "
+            f"{target:.1e} | {statistics.median(near_a):.2f} / {statistics.median(near_b):.2f} | "
+            f"{closer} of {len(common)} | {p_lr:.2g} |"
         )
     return lines
 
