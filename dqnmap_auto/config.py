@@ -290,8 +290,7 @@ class SelfTuningConfig(_Section):
         32,
         ge=1,
         description="meta mode: gradient steps between two meta-updates, each worth about 10 plain steps; set for "
-        "speed (meta/fixed 0.52-0.69 at 16, 0.74 at 32 with v4, 0.88 with v5 and 0.72 with v6, both under load: "
-        "benchmarks/speed.py).",
+        "speed (meta/fixed 0.52-0.69 at 16, 0.74 at 32 with v4, 0.78 with v6 on an idle machine: benchmarks/speed.py).",
     )
     lookahead: int = Field(
         2,
