@@ -10,8 +10,11 @@ Arms, per repetition (one JSON line each; seeds 200, 201, ...: disjoint from the
                 rule, gamma and Huber delta by the held lookahead)
     (d) pb2     PB2 (Ray Tune) over this project's Trainer, a population of --population members sharing the
                 study's budget (``_pb2.py``)
+    (e) lamarck (c) plus inheritance: a trial that completes in the top half of the study hands its final
+                self-tuned lr and gamma to a new trial, enqueued with its other params; a child has a child
+                only if it beat its parent (``_lamarck.py``)
 
-(a)-(c) search rl-zoo3's DQN space (``sample_dqn_params``: lr, 1 - gamma, batch size, train_freq and gradient
+(a)-(c) and (e) search rl-zoo3's DQN space (``sample_dqn_params``: lr, 1 - gamma, batch size, train_freq and gradient
 steps, exploration fraction and final eps, target update interval, network; rl-zoo3's current space samples no
 buffer size, so every arm keeps the env row's) with the same Optuna params, TPE (10 startup trials,
 multivariate) and MedianPruner(5 startup trials, warm-up n_evaluations // 3), no enqueued trial; the settings
@@ -60,6 +63,7 @@ from _common import (
     run_tasks,
     write_report,
 )
+from _lamarck import INHERITED_FROM
 from ablation import wilson
 from study_efficiency import ZOO_PRUNER_STARTUP, ZOO_TPE_STARTUP, StudyJob, StudySize, run_job
 
@@ -68,8 +72,9 @@ ARMS = {
     "fixed": "(b) dqnmap-auto, self-tuning off",
     "self": "(c) dqnmap-auto, self-tuning on",
     "pb2": "(d) PB2 (Ray Tune), dqnmap-auto Trainer",
+    "lamarck": "(e) (c) plus inheritance of self-tuned values",
 }
-COLORS = {"zoo": "tab:blue", "fixed": "tab:orange", "self": "tab:green", "pb2": "tab:purple"}
+COLORS = {"zoo": "tab:blue", "fixed": "tab:orange", "self": "tab:green", "pb2": "tab:purple", "lamarck": "tab:red"}
 FIRST_SEED = 200
 REPS = {"cartpole": 5, "acrobot": 3}
 TRIALS, N_EVALUATIONS, POPULATION = 20, 5, 8
@@ -107,7 +112,18 @@ def make_tasks(
                 continue
             # the SB3 study follows the training protocol only; the others every --set
             own = tuple(o for o in protocol if o.startswith("training.")) if arm == "zoo" else protocol
-            job = StudyJob(arm, rep, size, workdir, False, own, env=env, first_seed=FIRST_SEED, zoo_space=True)
+            job = StudyJob(
+                arm,
+                rep,
+                size,
+                workdir,
+                False,
+                own,
+                env=env,
+                first_seed=FIRST_SEED,
+                zoo_space=True,
+                inherit=arm == "lamarck",
+            )
             tasks.append(Task(key, fields, run_job, job, label=key))
     return tasks
 
@@ -191,7 +207,26 @@ def goal_lines(records: Sequence[dict[str, Any]], medians: dict[str, float]) -> 
         f"- Goal 1: (c) reaches the line in every repetition: **{'met' if every else 'not met'}**.",
         f"- Goal 2: (c)'s median env steps to the line at most 1/2 of the best of (a), (b), (d) (an unsolved "
         f"repetition counts as never): (c)/best = {ratio} -> **{'met' if halved else 'not met'}**.",
+        *lamarck_lines(records, medians),
         "",
+    ]
+
+
+def lamarck_lines(records: Sequence[dict[str, Any]], medians: dict[str, float]) -> list[str]:
+    """(e) against (c), same repetitions: does handing self-tuned values on to new trials help?"""
+    runs = [r for r in records if r["arm"] == "lamarck"]
+    if not runs or "self" not in medians:
+        return []
+    children = [sum(t.get(INHERITED_FROM) is not None for t in r["trials"]) for r in runs]
+    by_child = sum(
+        any(t["number"] == r["solved_trial"] and t.get(INHERITED_FROM) is not None for t in r["trials"]) for r in runs
+    )
+    ours, base = medians["lamarck"], medians["self"]
+    ratio = "n/a" if math.isinf(ours) or math.isinf(base) else f"{ours / base:.2f}"
+    return [
+        f"- (e) against (c): median env steps to the line {_fmt(ours)} against {_fmt(base)} ((e)/(c) = {ratio}); "
+        f"inherited trials per study {statistics.median(children):g} (median); the first trial to reach the line "
+        f"was an inherited one in {by_child} of {len(runs)} repetitions.",
     ]
 
 
@@ -281,7 +316,10 @@ def build_report(
             f"Every run stops once an evaluation reaches {env.threshold:g}; its value is then a 20-episode "
             "evaluation of that policy. Success: a trial's (member's) value >= the line. Env steps and CPU time "
             "(sum of the runs' wall times, 1 thread each) count everything run before it, pruned runs included",
-            "(e) (the Lamarckian loop: finished trials' self-tuned values enqueued as new trials) is not built",
+            "(e): as (c), and a trial that completes with a value at least the median of the study's completed "
+            "ones hands its final self-tuned lr and gamma (clipped into the space) to one new trial, enqueued "
+            "with its other params (a child has a child only if it beat its parent); Huber delta is not in the "
+            "space, so children start from the row's",
         ],
     )
     table, medians = arm_lines(records, env)

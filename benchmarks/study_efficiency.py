@@ -63,6 +63,7 @@ from _common import (
     run_tasks,
     write_report,
 )
+from _lamarck import INHERITED_FROM, InheritSelfTuned, zoo_inherited_params
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -107,6 +108,7 @@ class StudyJob:
     env: BenchEnv = ENV
     first_seed: int = 1  # repetition r uses seed first_seed + r (sampler and agents)
     zoo_space: bool = False  # (b), (c) search rl-zoo3's space with rl-zoo3's sampler and pruner (automl_cold)
+    inherit: bool = False  # automl_cold's (e): good trials' self-tuned values enqueued as new trials (_lamarck.py)
 
     @property
     def seed(self) -> int:
@@ -324,12 +326,14 @@ def zoo_space_spec(job: StudyJob) -> Any:
 
 def run_dqnmap_study(job: StudyJob) -> optuna.Study:
     if job.zoo_space:
-        return run_runner_study(job, zoo_space_spec(job), sample=sample_zoo_config)
+        callbacks = (InheritSelfTuned(zoo_inherited_params),) if job.inherit else ()
+        return run_runner_study(job, zoo_space_spec(job), sample=sample_zoo_config, callbacks=callbacks)
     return run_runner_study(job, dqnmap_spec(job))
 
 
-def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None) -> optuna.Study:
-    """Run (or finish) ``spec``'s study with dqnmap-auto's study runner; ``sample``: see ``run_study``."""
+def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None, callbacks: Sequence[Any] = ()) -> optuna.Study:
+    """Run (or finish) ``spec``'s study with dqnmap-auto's study runner; ``sample``, ``callbacks``: see
+    ``run_study``."""
     from dqnmap_auto.tuning.study import StudyLocation, create_or_continue, run_study
 
     location = StudyLocation(storage=str(job.workdir / f"{job.name}.journal"), directory=job.workdir / job.name)
@@ -337,7 +341,15 @@ def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None) -> optuna.
     remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining > 0:  # a killed run's RUNNING trial is failed and retried from its checkpoint by run_study
         run_study(
-            spec, location, n_trials=remaining, jobs=1, progress=False, tracking=False, seed=job.seed, sample=sample
+            spec,
+            location,
+            n_trials=remaining,
+            jobs=1,
+            progress=False,
+            tracking=False,
+            seed=job.seed,
+            sample=sample,
+            callbacks=callbacks,
         )
     return study
 
@@ -400,6 +412,7 @@ def study_record(study: optuna.Study, *, threshold: float) -> dict[str, Any]:
                 "env_steps": trial_steps(trial),
                 "seconds": round((completed - started).total_seconds(), 1),
                 "params": trial.params,
+                INHERITED_FROM: trial.user_attrs.get(INHERITED_FROM),  # automl_cold's (e)
             }
         )
     pruned = sum(event["state"] == "PRUNED" for event in events)

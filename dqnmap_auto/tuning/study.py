@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,8 @@ __all__ = [
 INTERRUPT_GRACE = 30.0
 
 Announce = Callable[[str], None]
+#: Optuna's trial callback (``study.optimize(callbacks=...)``), called after each trial a worker finishes.
+TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
 @dataclass
@@ -133,6 +135,7 @@ def run_study(
     seed: int | None = None,
     announce: Announce | None = None,
     sample: ParamSampler | None = None,
+    callbacks: Sequence[TrialCallback] = (),
 ) -> RunSummary:
     """Run ``n_trials`` more trials (or until ``timeout``) with ``jobs`` workers.
 
@@ -148,6 +151,8 @@ def run_study(
     seed, reported in the summary. ``announce`` gets one line per trial recovered or retried at the start.
     ``sample`` draws each trial's params in place of ``study.search_space``, for a space the spec's flat
     entries cannot express (see ``objective.ParamSampler``); the sampler and pruner are still the spec's.
+    ``callbacks`` run after each trial in the worker that ran it (picklable, for worker processes): a hook for
+    what reacts to a finished trial, e.g. enqueuing a follow-up (benchmarks/automl_cold.py's inheritance arm).
     Ctrl-C raises :class:`StudyInterrupted` once the running trials are marked FAIL and queued again.
     """
     if jobs < 1:
@@ -169,7 +174,9 @@ def run_study(
     if seed is None:
         spec_seed = spec.study.sampler.args.get("seed")
         seed = int(spec_seed) if isinstance(spec_seed, int) else fresh_seed()
-    run = _Invocation(spec, location, pool, name, n_trials, timeout, jobs, progress, seed, announce, sample)
+    run = _Invocation(
+        spec, location, pool, name, n_trials, timeout, jobs, progress, seed, announce, sample, tuple(callbacks)
+    )
     try:
         return run.execute(tracking, tracking_uri)
     finally:
@@ -208,6 +215,7 @@ class _Invocation:
     seed: int
     announce: Announce | None
     sample: ParamSampler | None = None
+    callbacks: tuple[TrialCallback, ...] = ()
 
     def __post_init__(self) -> None:
         self.id = uuid.uuid4().hex[:12]
@@ -278,6 +286,7 @@ class _Invocation:
                 callbacks=[
                     StaleTrialWatch(grace=spec.study.stale_after, handler=handler),
                     lambda s, _t: bar.update(s),
+                    *self.callbacks,
                 ],
                 gc_after_trial=True,
             )
@@ -295,6 +304,7 @@ class _Invocation:
                 stop_after=self.n_trials,
                 sampler_seed=seeds[i],
                 sample=self.sample,
+                callbacks=self.callbacks,
             )
             for i, share in enumerate(split_trials(self.n_trials, self.jobs))
         ]

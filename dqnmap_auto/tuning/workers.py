@@ -102,6 +102,7 @@ class WorkerTask:
     stop_after: int | None
     sampler_seed: int | None
     sample: ParamSampler | None = None
+    callbacks: tuple[Callable[[optuna.Study, optuna.trial.FrozenTrial], None], ...] = ()
 
 
 def run_worker(task: WorkerTask) -> None:
@@ -128,6 +129,7 @@ def _optimize_worker(task: WorkerTask) -> None:
     ]
     if task.stop_after is not None:
         callbacks.append(InvocationLimit(task.invocation, task.stop_after))
+    callbacks += task.callbacks
     study.optimize(
         make_objective(spec, study, task.location, task.tracking, task.invocation, task.sample),
         n_trials=task.n_trials,

@@ -20,7 +20,7 @@ from dqnmap_auto.tracking.mlflow_tracker import default_tracking_uri
 from dqnmap_auto.tuning.objective import trajectory_of
 from dqnmap_auto.tuning.spec import load_study_spec
 from dqnmap_auto.tuning.study import StudyLocation, load_existing, run_study
-from tests.tuning.helpers import smoke_spec
+from tests.tuning.helpers import many_short_trials_spec, smoke_spec
 
 TrialState = optuna.trial.TrialState
 
@@ -201,3 +201,40 @@ def test_export_then_train_replays_the_schedule(tmp_path: Path) -> None:
     assert len(set(replayed.values())) > 1
     plain = runner.invoke(main, ["train", str(exported), "--out", str(tmp_path / "again"), "--no-progress"])
     assert plain.exit_code == 0 and "self-tuned" in plain.output
+
+
+class EnqueueFollowUp:
+    """A trial callback (picklable, for worker processes): each finished trial that is not itself a follow-up
+    gets one, with lr 10x lower, and appends its number to a file."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        with self.record.open("a") as out:
+            out.write(f"{trial.number}\n")
+        if "follows" not in trial.user_attrs:
+            params = {**trial.params, "agent.lr": trial.params["agent.lr"] / 10}
+            study.enqueue_trial(params, user_attrs={"follows": trial.number})
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_trial_callbacks_run_after_each_trial_and_can_enqueue_its_follow_up(tmp_path: Path, jobs: int) -> None:
+    record = tmp_path / "finished.txt"
+    study = run(
+        many_short_trials_spec(tmp_path, n_trials=4),
+        tmp_path / "p",
+        jobs=jobs,
+        tracking=False,
+        callbacks=[EnqueueFollowUp(record)],
+    )
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) == 4
+    assert sorted(int(n) for n in record.read_text().split()) == [t.number for t in finished]
+    follow_ups = [t for t in finished if "follows" in t.user_attrs]
+    assert follow_ups  # the queue is read before the sampler draws
+    by_number = {t.number: t for t in study.get_trials()}
+    for trial in follow_ups:
+        parent = by_number[trial.user_attrs["follows"]]
+        assert trial.params["agent.lr"] == pytest.approx(parent.params["agent.lr"] / 10)
+        assert trial.params["self_tuning.mode"] == parent.params["self_tuning.mode"]

@@ -1,0 +1,83 @@
+"""Arm (e) of automl_cold.py: the Lamarckian loop between the two time scales (issue 22).
+
+A finished trial's self-tuned values are what its inner loop learned about the env; the outer loop's sampler
+never sees them, only the values the trial started from. Here a good trial hands them on: once a trial
+completes in the top half of the study's completed trials, a new trial is enqueued with its params and the
+self-tuned ones replaced by where they ended (clipped into the search space); a line of inheritance goes on
+only while each child beats its parent. PBT's exploit step without its
+random perturbation; TPE then sees the child like any other trial.
+
+Only self-tuned values that are search-space params can be handed on (lr and gamma in rl-zoo3's space; Huber
+delta is not searched, so every child starts from the env row's). This stays a benchmark arm until it wins
+(issue 22: "build it as a study option if it wins").
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+INHERITED_FROM = "inherited_from"
+
+
+def zoo_inherited_params(hp_final: dict[str, float]) -> dict[str, float]:
+    """Self-tuned values as rl-zoo3's sampled coordinates (``study_efficiency.sample_zoo_dqn``)."""
+    params = {}
+    if "lr" in hp_final:
+        params["learning_rate"] = hp_final["lr"]
+    if "gamma" in hp_final:
+        params["one_minus_gamma"] = 1.0 - hp_final["gamma"]
+    return params
+
+
+def _clipped(value: float, distribution: object) -> float | None:
+    """``value`` inside a float or int distribution's range (None for other kinds: not inheritable)."""
+    if isinstance(distribution, FloatDistribution | IntDistribution):
+        return min(max(value, distribution.low), distribution.high)
+    return None
+
+
+def _improved(child: FrozenTrial, parent: FrozenTrial) -> bool:
+    """Whether a child beat its parent: only then does the line go on (else one tie would fill the study)."""
+    return parent.value is not None and child.value is not None and child.value > parent.value
+
+
+@dataclass(frozen=True)
+class InheritSelfTuned:
+    """Optuna trial callback (``run_study(callbacks=...)``): a COMPLETE trial that self-tuned and whose value is
+    at least the median of the study's COMPLETE values gets one child, enqueued with ``inherited_from`` set; a
+    child has a child of its own only if it beat its parent (in a smoke run where every trial tied, each trial
+    otherwise inherited from the last and TPE never drew again).
+
+    Idempotent across restarts: a parent is recognised by its child's user attribute, so a resumed study never
+    enqueues a second child. ``to_params`` maps the trial's ``hp_final`` to search-space params (picklable: a
+    module-level function, for worker processes).
+    """
+
+    to_params: Callable[[dict[str, float]], dict[str, float]]
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.COMPLETE or trial.value is None or not trial.user_attrs.get("tuned"):
+            return
+        trials = study.get_trials(deepcopy=False)
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if not values or trial.value < statistics.median(values):
+            return
+        if any(t.user_attrs.get(INHERITED_FROM) == trial.number for t in trials):
+            return
+        parent = trial.user_attrs.get(INHERITED_FROM)
+        if parent is not None and not _improved(trial, trials[parent]):
+            return
+        child = dict(trial.params)
+        for name, value in self.to_params(trial.user_attrs.get("hp_final", {})).items():
+            clipped = _clipped(value, trial.distributions.get(name))
+            if clipped is not None and math.isfinite(clipped):
+                child[name] = clipped
+        if child != trial.params:
+            study.enqueue_trial(child, user_attrs={INHERITED_FROM: trial.number})
