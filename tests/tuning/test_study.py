@@ -205,7 +205,7 @@ def test_export_then_train_replays_the_schedule(tmp_path: Path) -> None:
 
 class EnqueueFollowUp:
     """A trial callback (picklable, for worker processes): each finished trial that is not itself a follow-up
-    gets one, with lr 10x lower, and appends its number to a file."""
+    gets one, with lr halfway (in log) to 1e-3, and appends its number to a file."""
 
     def __init__(self, record: Path) -> None:
         self.record = record
@@ -214,7 +214,7 @@ class EnqueueFollowUp:
         with self.record.open("a") as out:
             out.write(f"{trial.number}\n")
         if "follows" not in trial.user_attrs:
-            params = {**trial.params, "agent.lr": trial.params["agent.lr"] / 10}
+            params = {**trial.params, "agent.lr": (trial.params["agent.lr"] * 1e-3) ** 0.5}  # inside the space
             study.enqueue_trial(params, user_attrs={"follows": trial.number})
 
 
@@ -236,5 +236,5 @@ def test_trial_callbacks_run_after_each_trial_and_can_enqueue_its_follow_up(tmp_
     by_number = {t.number: t for t in study.get_trials()}
     for trial in follow_ups:
         parent = by_number[trial.user_attrs["follows"]]
-        assert trial.params["agent.lr"] == pytest.approx(parent.params["agent.lr"] / 10)
+        assert trial.params["agent.lr"] == pytest.approx((parent.params["agent.lr"] * 1e-3) ** 0.5)
         assert trial.params["self_tuning.mode"] == parent.params["self_tuning.mode"]
