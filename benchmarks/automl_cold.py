@@ -306,7 +306,7 @@ def build_report(
         notes=[
             f"Repetitions use seeds {FIRST_SEED}..{FIRST_SEED + size.reps - 1} (sampler, agents, PB2's initial "
             "draws); development used 0-99, tests 100-109",
-            f"(a)-(c): rl-zoo3's DQN space (same Optuna params), TPE n_startup_trials={ZOO_TPE_STARTUP} "
+            f"(a)-(c) and (e): rl-zoo3's DQN space (same Optuna params), TPE n_startup_trials={ZOO_TPE_STARTUP} "
             f"multivariate, MedianPruner(n_startup_trials={ZOO_PRUNER_STARTUP}, warm-up {size.n_evaluations // 3} "
             f"of {size.n_evaluations} evaluations), no enqueued trial; other settings: rl-zoo3's {env.name} row",
             f"(d): PB2, {population} members of {budget // population:,} env steps each, synchronous perturbation "
