@@ -230,9 +230,19 @@ class ResultLog:
     def keys(self) -> set[str]:
         return {record["key"] for record in self.records()}
 
+    def _ends_cut(self) -> bool:
+        """Whether the log's last byte is not a newline (its last line was cut short)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return False
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(_json_safe(record), separators=(",", ":")) + "\n"
+        if self._ends_cut():
+            line = "\n" + line  # a kill cut the last line: the new record must not run on into it
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

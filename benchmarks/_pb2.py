@@ -22,6 +22,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -165,15 +167,19 @@ def _metrics(trainer: Any, before: int, started: float, **values: Any) -> dict[s
 
 
 def _tuner(job: PB2Job) -> Any:
-    """A new Tuner for ``job``, or the one a killed run left (Ray Tune's experiment checkpoint)."""
+    """A new Tuner for ``job`` (a population a killed run left is removed: see below)."""
     from ray import tune
     from ray.tune.schedulers.pb2 import PB2
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     trainable = tune.with_resources(tune.with_parameters(train_member, job=job), {"cpu": 1})
     path = job.workdir / job.name
-    if tune.Tuner.can_restore(str(path)):
-        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+    if path.exists():
+        # Not resumed: Ray saves no scheduler state, so a restored PB2 starts with an empty GP and a synchronous
+        # perturbation clock that can leave every member paused (Ray PR #48616, unmerged); the chunks reported
+        # after the last checkpoint would also count twice. A killed population starts over.
+        print(f"warning: {path}: a killed run's PB2 population; PB2 cannot resume, it starts over", file=sys.stderr)
+        shutil.rmtree(path)
     scheduler = PB2(
         time_attr="env_steps",
         metric=METRIC,

@@ -76,8 +76,8 @@ ARMS = {
     "fixed": "(b) dqnmap-auto, self-tuning off",
     "self": "(c) dqnmap-auto, self-tuning on",
 }
-ZOO_TPE_STARTUP = 10  # rl-zoo3's --n-startup-trials default
-ZOO_PRUNER_STARTUP = 5
+ZOO_TPE_STARTUP = 10  # rl-zoo3's --n-startup-trials default; its median pruner takes the same count
+ZOO_PRUNER_STARTUP = 5  # this benchmark's (its committed results used it); automl_cold.py takes rl-zoo3's 10
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Set by the study size for every arm (dqnmap-auto's studies override them): refused in --set.
 STUDY_OWNED = ("training.total_steps", "training.eval_every", "training.eval_episodes", "training.seed")
@@ -109,6 +109,11 @@ class StudyJob:
     first_seed: int = 1  # repetition r uses seed first_seed + r (sampler and agents)
     zoo_space: bool = False  # (b), (c) search rl-zoo3's space with rl-zoo3's sampler and pruner (automl_cold)
     inherit: bool = False  # automl_cold's (e): good trials' self-tuned values enqueued as new trials (_lamarck.py)
+
+    @property
+    def pruner_startup(self) -> int:
+        """The median pruner's n_startup_trials: rl-zoo3's (the sampler's count) on rl-zoo3's space."""
+        return ZOO_TPE_STARTUP if self.zoo_space else ZOO_PRUNER_STARTUP
 
     @property
     def seed(self) -> int:
@@ -192,9 +197,17 @@ def sample_zoo_config(trial: optuna.Trial) -> dict[str, Any]:
 class ZooObjective:
     """rl-zoo3's trial: SB3 DQN on the env's tuned row with the sampled values on top; after every evaluation
     the mean is reported at the evaluation's index (1, 2, ...) and the pruner may stop the trial; the value
-    is the last evaluation's mean. The evaluations are this project's (same episodes as (b) and (c))."""
+    is the last evaluation's mean. The evaluations are this project's (same episodes as (b) and (c)).
+
+    On rl-zoo3's space (automl_cold.py) it reports as the study runner does, so every arm's median pruner sees the
+    same data: the final evaluation is the value only (never an intermediate value to prune on), and a run that
+    stopped at the success line carries its last periodic mean through the remaining indices. Without that, the
+    solved trials would drop out of the later medians and (a) would prune less than (b) and (c).
+    """
 
     def __init__(self, job: StudyJob) -> None:
+        self.aligned = job.zoo_space
+        self.n_periodic = job.size.n_evaluations - 1  # the last evaluation is the final one, at the full budget
         every = job.size.steps // job.size.n_evaluations
         self.config = bench_config(
             job.env, steps=job.size.steps, seed=job.seed, overrides=[*FIXED, *job.extra, f"training.eval_every={every}"]
@@ -205,11 +218,14 @@ class ZooObjective:
 
         kwargs = sample_zoo_dqn(trial)
         trial.set_user_attr("sb3_kwargs", kwargs)
-        last_step, index = 0, 0
+        last_step, index, last_mean = 0, 0, math.nan
 
         def report(step: int, result: EvalResult, is_final: bool) -> bool:
-            nonlocal last_step, index
-            last_step, index = step, index + 1
+            nonlocal last_step, index, last_mean
+            last_step = step
+            if is_final and self.aligned:
+                return True
+            index, last_mean = index + 1, result.mean
             trial.report(result.mean, index)  # rl-zoo3 reports at the evaluation's index, not the env step
             return not trial.should_prune()
 
@@ -222,6 +238,9 @@ class ZooObjective:
         trial.set_user_attr("env_steps", result["env_steps"])
         if callback.stopped:
             raise optuna.TrialPruned(f"pruned at step {result['env_steps']}")
+        if self.aligned and callback.solved_at is not None:
+            for later in range(index + 1, self.n_periodic + 1):
+                trial.report(last_mean, later)  # the runner's carried value (dqnmap_auto.tuning.seeds.value_at)
         return float(result["final_mean"])
 
 
@@ -247,7 +266,7 @@ def open_zoo_study(job: StudyJob) -> optuna.Study:
     storage = JournalStorage(JournalFileBackend(str(job.workdir / f"{job.name}.journal")))
     sampler = zoo_sampler(job.seed)
     pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=ZOO_PRUNER_STARTUP, n_warmup_steps=job.size.n_evaluations // 3
+        n_startup_trials=job.pruner_startup, n_warmup_steps=job.size.n_evaluations // 3
     )
     study = optuna.create_study(
         study_name=job.name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
@@ -319,7 +338,7 @@ def zoo_space_spec(job: StudyJob) -> Any:
         "search_space": {},
         "enqueue": [],
         "sampler": SamplerSpec(name="tpe", args={"n_startup_trials": ZOO_TPE_STARTUP, "multivariate": True}),
-        "pruner": PrunerSpec(name="median", args={"n_startup_trials": ZOO_PRUNER_STARTUP, "n_warmup_steps": warmup}),
+        "pruner": PrunerSpec(name="median", args={"n_startup_trials": job.pruner_startup, "n_warmup_steps": warmup}),
     }
     return spec.model_copy(update={"study": spec.study.model_copy(update=update)})
 
