@@ -261,6 +261,50 @@ def rep_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def paired_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Env steps to the line side by side per repetition (same seed, same startup draws in every arm), and (c)'s
+    ratio to the best of (a), (b), (d) in that repetition: with 3-5 repetitions, the medians alone hide how
+    consistent an advantage is."""
+    by_rep: dict[int, dict[str, float]] = {}
+    for record in records:
+        solved = record["steps_to_solve"]
+        by_rep.setdefault(record["rep"], {})[record["arm"]] = math.inf if solved is None else float(solved)
+    if not by_rep:
+        return []
+    lines = [
+        "## Paired by repetition",
+        "",
+        "| rep | " + " | ".join(label.split(" ")[0] for label in ARMS.values()) + " | (c) / best of (a), (b), (d) |",
+        "|---|" + "---|" * (len(ARMS) + 1),
+    ]
+    halved = ahead = compared = 0
+    for rep, steps in sorted(by_rep.items()):
+        cells = [
+            "-" if arm not in steps else "never" if math.isinf(steps[arm]) else f"{steps[arm]:,.0f}" for arm in ARMS
+        ]
+        others = [steps[arm] for arm in ("zoo", "fixed", "pb2") if arm in steps]
+        ratio = "-"
+        if "self" in steps and others:
+            ours, best = steps["self"], min(others)
+            compared += 1
+            ahead += ours < best
+            halved += math.isfinite(ours) and ours <= best / 2
+            if math.isfinite(ours) and math.isfinite(best):
+                ratio = f"{ours / best:.2f}"
+            elif math.isfinite(ours):
+                ratio = "only (c) reached it"
+            elif math.isfinite(best):
+                ratio = "(c) never"
+        lines.append(f"| {rep} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += [
+        "",
+        f"(c) reached the line before the best other arm in {ahead} of {compared} repetitions, in at most half its "
+        f"env steps in {halved} of {compared}.",
+        "",
+    ]
+    return lines
+
+
 # -- plot ------------------------------------------------------------------------------------------------------
 def best_so_far(record: dict[str, Any], grid: np.ndarray, floor: float) -> np.ndarray:
     """The best final evaluation so far at each env-step count of ``grid`` (``floor`` before any)."""
@@ -332,7 +376,7 @@ def build_report(
         ],
     )
     table, medians = arm_lines(records, env)
-    lines += table + goal_lines(records, medians, size.reps) + rep_lines(records)
+    lines += table + goal_lines(records, medians, size.reps) + paired_lines(records) + rep_lines(records)
     lines += [f"![best so far]({figure.name})", "", "## Cost", ""]
     full = StudySize(TRIALS, env.steps, N_EVALUATIONS, REPS[env.name])
     lines += cpu_estimate_lines(records, {arm: full.trials * full.steps * full.reps for arm in ARMS}, by="arm")
