@@ -369,6 +369,10 @@ def build_report(
             f"Every run stops once an evaluation reaches {env.threshold:g}; its value is then a 20-episode "
             "evaluation of that policy. Success: a trial's (member's) value >= the line. Env steps and CPU time "
             "(sum of the runs' wall times, 1 thread each) count everything run before it, pruned runs included",
+            "The pruner sees the same data in every study: (a) reports as the runner does (a run solved early "
+            "carries its last periodic mean through the later evaluations; the final evaluation is the value "
+            "only). Self-tuning clamps a starting gamma to at most 0.9995, so in (c) and (e) rl-zoo3's draws above "
+            "it start there",
             "(e): as (c), and a trial that completes with a value at least the median of the study's completed "
             "ones hands its final self-tuned lr and gamma (clipped into the space) to one new trial, enqueued "
             "with its other params (a child has a child only if it beat its parent); Huber delta is not in the "
