@@ -13,6 +13,8 @@ defaults) from one *scenario* (start) with one *arm*:
                 gamma-low   gamma 0.9
                 wrong-low   reference lr 30x below rl-zoo3's, and the run starts there
                 wrong-high  reference lr 30x above rl-zoo3's (at most the lr bound 0.1), and the run starts there
+                wrong-gamma reference gamma 0.9 (the outer loss's anchor), the run at rl-zoo3's row: does the
+                            lookahead move gamma where the env needs it, or where its reference is?
     arms        fixed       self-tuning off: the start is held
                 meta        the shipped default (meta mode: lr by the hd rule, gamma and delta by the held lookahead)
                 prior       meta with every hypergradient step zeroed (hd_lr 0, meta_lr 0): pull, guard, bounds
@@ -78,6 +80,8 @@ from dqnmap_auto.config import (
 #: How far a wrong reference lr sits from rl-zoo3's (below and above).
 WRONG_FACTOR = 30.0
 LR_HIGH_BOUND = 0.1  # the default upper lr bound: a wrong-high reference is capped there
+#: The wrong reference gamma: the gamma-low start, now as the meta-gradient's outer-loss anchor.
+WRONG_GAMMA = 0.9
 
 
 def _scenario(config: TrainConfig, name: str) -> list[str]:
@@ -96,10 +100,12 @@ def _scenario(config: TrainConfig, name: str) -> list[str]:
     if name in ("wrong-low", "wrong-high"):
         lr = zoo_lr / WRONG_FACTOR if name == "wrong-low" else min(zoo_lr * WRONG_FACTOR, LR_HIGH_BOUND)
         return [f"agent.lr={lr:.4g}", f"self_tuning.reference.lr={lr:.4g}"]
+    if name == "wrong-gamma":
+        return [f"self_tuning.reference.gamma={WRONG_GAMMA}"]
     raise ValueError(f"unknown scenario {name!r}")
 
 
-SCENARIOS = ("zoo", "ref", "lr-low", "lr-high", "gamma-low", "wrong-low", "wrong-high")
+SCENARIOS = ("zoo", "ref", "lr-low", "lr-high", "gamma-low", "wrong-low", "wrong-high", "wrong-gamma")
 ROBUSTNESS = ("lr-low", "lr-high", "gamma-low")  # the start grid of the robustness goal
 WRONG = ("wrong-low", "wrong-high")
 ARMS: dict[str, tuple[str, ...]] = {
@@ -123,6 +129,7 @@ PAIRS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("hd", "hd-prior", ROBUSTNESS),
     ("meta", "prior", WRONG),
     ("meta", "fixed", WRONG),
+    ("meta", "fixed", ("wrong-gamma",)),  # fixed there: rl-zoo3's row held (the reference acts on nothing)
 )
 QUICK_STEPS = {"cartpole": 6_000, "acrobot": 4_000, "mountaincar": 4_000, "lunarlander": 4_000}
 
