@@ -331,7 +331,8 @@ class SelfTuningConfig(_Section):
         default_factory=lambda: dict(REFERENCE_VALUES),
         description="Fixed values that anchor self-tuning: gamma and huber_delta in the outer (meta) loss, so tuned "
         "values cannot collapse; lr is where the hd rule's pull (hd_lr_pull) leads. 1e-3 / 0.99 / 1.0: common "
-        "DQN values, not any env's tuned row (issue 19's wrong-low / wrong-high starts move lr 30x away).",
+        "DQN values, not any env's tuned row (issue 19's wrong-low / wrong-high starts move lr 30x away). gamma "
+        "goes to its reference: with it at 0.9, CartPole's gamma ended at 0.900 in 10 of 10 runs (wrong-gamma).",
     )
 
     @field_validator("params", mode="before")
