@@ -31,7 +31,8 @@ reaches the success line (``training.stop_at_return``; SB3: the same rule in its
 20-episode evaluation of that policy is its value. Env steps count pruned and stopped runs. PB2's members
 share 20 x budget and perturb every evaluation interval (synchronously: each member trains exactly its share).
 
-Resumable like study_efficiency.py (journals and Ray experiments under ``results/<name>.tmp/``). Usage::
+Resumable like study_efficiency.py (journals under ``results/<name>.tmp/``); a PB2 population a kill cut short
+starts over (``_pb2.py``: Ray Tune cannot restore PB2's scheduler). Usage::
 
     PYTHONPATH=. python benchmarks/automl_cold.py --env cartpole --workers 2    # 5 repetitions x 4 arms
     PYTHONPATH=. python benchmarks/automl_cold.py --env acrobot --workers 2     # 3 repetitions
@@ -78,6 +79,8 @@ ARMS = {
     "pb2": "(d) PB2 (Ray Tune), dqnmap-auto Trainer",
     "lamarck": "(e) (c) plus inheritance of self-tuned values",
 }
+#: The arms (c) is measured against (goal 2).
+OTHERS = ("zoo", "fixed", "pb2")
 COLORS = {"zoo": "tab:blue", "fixed": "tab:orange", "self": "tab:green", "pb2": "tab:purple", "lamarck": "tab:red"}
 FIRST_SEED = 200
 REPS = {"cartpole": 5, "acrobot": 3}
@@ -85,6 +88,11 @@ TRIALS, N_EVALUATIONS, POPULATION = 20, 5, 8
 QUICK = {"trials": 4, "steps": 3_000, "n_evaluations": 3, "population": 4}
 #: Set by the benchmark for every arm: refused in --set.
 OWNED = ("training.total_steps", "training.eval_every", "training.eval_episodes", "training.seed")
+
+
+def letter(arm: str) -> str:
+    """An arm's short name in tables, "(a)" ... "(e)"."""
+    return ARMS[arm].split(" ")[0]
 
 
 def study_size(env: BenchEnv, args: argparse.Namespace) -> StudySize:
@@ -201,13 +209,13 @@ def goal_lines(records: Sequence[dict[str, Any]], medians: dict[str, float], rep
     verdict until (a)-(d) hold every repetition: a missing arm or repetition would make either goal look met."""
     if "self" not in medians:
         return []
-    counts = {arm: sum(r["arm"] == arm for r in records) for arm in ("zoo", "fixed", "self", "pb2")}
+    counts = {arm: sum(r["arm"] == arm for r in records) for arm in sorted((*OTHERS, "self"), key=list(ARMS).index)}
     if any(count < reps for count in counts.values()):
-        have = ", ".join(f"{ARMS[arm].split(' ')[0]} {count}/{reps}" for arm, count in counts.items())
+        have = ", ".join(f"{letter(arm)} {count}/{reps}" for arm, count in counts.items())
         return [f"- Goals: **pending**, not every arm has every repetition yet ({have}).", ""]
     runs = [r for r in records if r["arm"] == "self"]
     every = all(r["steps_to_solve"] is not None for r in runs)
-    others = [medians[arm] for arm in ("zoo", "fixed", "pb2") if arm in medians]
+    others = [medians[arm] for arm in OTHERS if arm in medians]
     best_other = min(others) if others else math.inf
     ours = medians["self"]
     halved = math.isfinite(ours) and ours <= best_other / 2
@@ -274,7 +282,7 @@ def paired_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     lines = [
         "## Paired by repetition",
         "",
-        "| rep | " + " | ".join(label.split(" ")[0] for label in ARMS.values()) + " | (c) / best of (a), (b), (d) |",
+        "| rep | " + " | ".join(letter(arm) for arm in ARMS) + " | (c) / best of (a), (b), (d) |",
         "|---|" + "---|" * (len(ARMS) + 1),
     ]
     halved = ahead = compared = 0
@@ -282,7 +290,7 @@ def paired_lines(records: Sequence[dict[str, Any]]) -> list[str]:
         cells = [
             "-" if arm not in steps else "never" if math.isinf(steps[arm]) else f"{steps[arm]:,.0f}" for arm in ARMS
         ]
-        others = [steps[arm] for arm in ("zoo", "fixed", "pb2") if arm in steps]
+        others = [steps[arm] for arm in OTHERS if arm in steps]
         ratio = "-"
         if "self" in steps and others:
             ours, best = steps["self"], min(others)
