@@ -77,7 +77,7 @@ def semi_gradient(loss: torch.Tensor, q_tm1: torch.Tensor, params: Params) -> Pa
     return dict(zip(params, grads, strict=True))
 
 
-def lookahead_objective(
+def unroll(
     z: torch.Tensor,
     *,
     space: HyperSpace,
@@ -86,12 +86,11 @@ def lookahead_objective(
     target_params: Params,
     adam_state: AdamState,
     inner_batch: Batch | Sequence[Batch],
-    outer_batch: Batch,
     settings: LookaheadSettings,
     inner_q_t_target: torch.Tensor | None = None,
     lr_scale: float = 1.0,
-) -> torch.Tensor:
-    """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps.
+) -> Params:
+    """theta_K(z): the weights after ``settings.lookahead`` differentiable inner steps from ``params``.
 
     ``inner_batch``: one batch for every inner step, or one batch per inner step (fresh data each step, as the
     real steps see). ``inner_q_t_target`` optionally gives the target network's Q-values on the first inner
@@ -129,9 +128,17 @@ def lookahead_objective(
         if moving_target and k < settings.lookahead - 1:
             tau = eta["tau"]
             theta_target = {n: tau * theta[n] + (1 - tau) * theta_target[n] for n in theta}
+    return theta
+
+
+def reference_loss(
+    model: nn.Module, theta: Params, target_params: Params, outer_batch: Batch, settings: LookaheadSettings
+) -> torch.Tensor:
+    """The outer loss: the TD loss of ``theta`` on ``outer_batch`` at the fixed reference gamma' and delta'."""
     with torch.no_grad():
         outer_q_t_target = _q_function(model, target_params)(outer_batch.next_obs)
-    reference_delta = torch.tensor(settings.reference_delta, dtype=z.dtype, device=z.device)
+    dtype = next(iter(theta.values())).dtype
+    reference_delta = torch.tensor(settings.reference_delta, dtype=dtype, device=outer_q_t_target.device)
     outer_loss, _ = dqn_loss(
         _q_function(model, theta),
         outer_q_t_target,
@@ -141,6 +148,36 @@ def lookahead_objective(
         double_dqn=settings.double_dqn,
     )
     return outer_loss
+
+
+def lookahead_objective(
+    z: torch.Tensor,
+    *,
+    space: HyperSpace,
+    model: nn.Module,
+    params: Params,
+    target_params: Params,
+    adam_state: AdamState,
+    inner_batch: Batch | Sequence[Batch],
+    outer_batch: Batch,
+    settings: LookaheadSettings,
+    inner_q_t_target: torch.Tensor | None = None,
+    lr_scale: float = 1.0,
+) -> torch.Tensor:
+    """J(z): the reference TD loss on ``outer_batch`` after ``settings.lookahead`` inner steps (see :func:`unroll`)."""
+    theta = unroll(
+        z,
+        space=space,
+        model=model,
+        params=params,
+        target_params=target_params,
+        adam_state=adam_state,
+        inner_batch=inner_batch,
+        settings=settings,
+        inner_q_t_target=inner_q_t_target,
+        lr_scale=lr_scale,
+    )
+    return reference_loss(model, theta, target_params, outer_batch, settings)
 
 
 class MetaGradientTuner(FixedTuner):
