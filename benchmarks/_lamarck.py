@@ -7,8 +7,9 @@ self-tuned ones replaced by where they ended (clipped into the search space); a 
 only while each child beats its parent. PBT's exploit step without its
 random perturbation; TPE then sees the child like any other trial.
 
-Only self-tuned values that are search-space params can be handed on (lr and gamma in rl-zoo3's space; Huber
-delta is not searched, so every child starts from the env row's). This stays a benchmark arm until it wins
+Only self-tuned values that are search-space params can be handed on (lr and gamma in rl-zoo3's space; under
+v7 gamma is not self-tuned, so a child gets its parent's sampled gamma; Huber delta is not searched, so every child
+starts from the env row's). This stays a benchmark arm until it wins
 (issue 22: "build it as a study option if it wins").
 """
 

@@ -1,7 +1,7 @@
 """What do the hypergradients add beyond the priors around them? Paired ablations on four envs (issue 19).
 
 Self-tuning has two parts: hypergradient steps (the hd rule's cosine step on lr, the meta-gradient's Adam step
-on gamma and Huber delta) and priors around them (the pull of lr towards ``self_tuning.reference``, the hd
+on Huber delta, and on gamma up to v6) and priors around them (the pull of lr towards ``self_tuning.reference``, the hd
 rule's step-size guard, the bounds). Every run here trains this project's DQN on the env's rl-zoo3 row
 (``studies/<env>.yaml``; a spec's ``self_tuning`` section, if any, is dropped: every arm runs the config's
 defaults) from one *scenario* (start) with one *arm*:
@@ -16,7 +16,8 @@ defaults) from one *scenario* (start) with one *arm*:
                 wrong-gamma reference gamma 0.9 (the outer loss's anchor), the run at rl-zoo3's row: does the
                             lookahead move gamma where the env needs it, or where its reference is?
     arms        fixed       self-tuning off: the start is held
-                meta        the shipped default (meta mode: lr by the hd rule, gamma and delta by the held lookahead)
+                meta        the shipped default (meta mode: lr by the hd rule, delta by the held lookahead; v7 leaves
+                            gamma as configured, v6 tuned it too: ``--set self_tuning.params=[lr,gamma,huber_delta]``)
                 prior       meta with every hypergradient step zeroed (hd_lr 0, meta_lr 0): pull, guard, bounds
                 hd          hd mode (lr only)
                 hd-prior    hd mode with its step zeroed

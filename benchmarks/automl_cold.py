@@ -7,12 +7,12 @@ Arms, per repetition (one JSON line each; seeds 200, 201, ...: disjoint from the
     (a) zoo     the rl-zoo3-style Optuna study of SB3 DQN (study_efficiency.py's arm (a))
     (b) fixed   dqnmap-auto's study runner, self-tuning off
     (c) self    dqnmap-auto's study runner, self-tuning on (the config's default: meta mode, lr by the hd
-                rule, gamma and Huber delta by the held lookahead)
+                rule, Huber delta by the held lookahead, gamma as sampled: v7; tag v6 ran gamma self-tuned)
     (d) pb2     PB2 (Ray Tune) over this project's Trainer, a population of --population members sharing the
                 study's budget (``_pb2.py``)
     (e) lamarck (c) plus inheritance: a trial that completes in the top half of the study hands its final
-                self-tuned lr and gamma to a new trial, enqueued with its other params; a child has a child
-                only if it beat its parent (``_lamarck.py``)
+                self-tuned lr (and gamma, as sampled under v7) to a new trial, enqueued with its other params;
+                a child has a child only if it beat its parent (``_lamarck.py``)
 
 (a)-(c) and (e) search rl-zoo3's DQN space (``sample_dqn_params``: lr, 1 - gamma, batch size, train_freq and gradient
 steps, exploration fraction and final eps, target update interval, network; rl-zoo3's current space samples no
@@ -382,9 +382,9 @@ def build_report(
             "only). Self-tuning clamps a starting gamma to at most 0.9995, so in (c) and (e) rl-zoo3's draws above "
             "it start there",
             "(e): as (c), and a trial that completes with a value at least the median of the study's completed "
-            "ones hands its final self-tuned lr and gamma (clipped into the space) to one new trial, enqueued "
-            "with its other params (a child has a child only if it beat its parent); Huber delta is not in the "
-            "space, so children start from the row's",
+            "ones hands its final self-tuned lr and gamma (gamma as sampled under v7; clipped into the space) to "
+            "one new trial, enqueued with its other params (a child has a child only if it beat its parent); "
+            "Huber delta is not in the space, so children start from the row's",
         ],
     )
     table, medians = arm_lines(records, env)

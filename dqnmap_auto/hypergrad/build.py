@@ -53,8 +53,9 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         return HypergradientDescentTuner(space, agent, hd)
     settings = LookaheadSettings(
         lookahead=tuning.lookahead,
-        reference_gamma=tuning.reference["gamma"],
-        reference_delta=tuning.reference["huber_delta"],
+        # an untuned value is scored at the run's own (current) value: no collapse to guard against
+        reference_gamma=tuning.reference["gamma"] if "gamma" in space.names else None,
+        reference_delta=tuning.reference["huber_delta"] if "huber_delta" in space.names else None,
         max_grad_norm=config.agent.max_grad_norm,
         double_dqn=config.agent.double_dqn,
         adam_eps=config.agent.adam_eps,

@@ -9,10 +9,13 @@ With eta = (lr, gamma, delta, tau) = f(z), unroll K differentiable inner steps f
 and follow dJ/dz with Adam. With ``lr_rule`` (``self_tuning.lr_rule: hd``, the default), lr is left out of the
 meta-gradient step and follows hypergradient descent's set-point rule instead (:mod:`.hd`): the one- or
 two-step lookahead is most biased on lr (Wu et al., ICLR 2018: short horizons push lr far too small), while
-gamma, delta and tau, which the fixed reference values anchor, are what the lookahead measures well. The
+delta (and gamma or tau when listed) follow the lookahead, which fixed reference values anchor. The
 outer loss J uses a separate batch B_out and **fixed reference values**
 gamma', delta' and the real target network theta-_0: scored with the tuned values themselves, the TD loss
-would be minimised by gamma -> 0 and delta -> 0. tau acts only through later targets, so it gets a gradient
+would be minimised by gamma -> 0 and delta -> 0. A value that is not tuned is scored at the run's own value
+(``reference_gamma=None``): since v7 gamma is not tuned by default, because a tuned gamma goes to gamma'
+whatever the env needs (issue 19's wrong-gamma test), and then the lookahead scores delta's steps by the
+TD loss the agent actually trains on. tau acts only through later targets, so it gets a gradient
 only when K >= 2: its Polyak update runs between the inner steps (a compressed stand-in for the real target
 schedule, which updates every ``target_update_interval`` env steps).
 
@@ -26,7 +29,7 @@ everything, the targets' dependence on gamma and tau included. Derivatives use `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -52,8 +55,10 @@ class LookaheadSettings:
     """What the meta-objective needs besides the weights (all fixed during one meta-update)."""
 
     lookahead: int
-    reference_gamma: float
-    reference_delta: float
+    #: gamma' and delta' of the outer loss. None: the run's own current value, for a value that is not tuned (a
+    #: fixed gamma cannot collapse, so scoring at the gamma the agent trains with measures the real objective).
+    reference_gamma: float | None
+    reference_delta: float | None
     max_grad_norm: float
     double_dqn: bool
     betas: tuple[float, float] = (0.9, 0.999)
@@ -134,7 +139,9 @@ def unroll(
 def reference_loss(
     model: nn.Module, theta: Params, target_params: Params, outer_batch: Batch, settings: LookaheadSettings
 ) -> torch.Tensor:
-    """The outer loss: the TD loss of ``theta`` on ``outer_batch`` at the fixed reference gamma' and delta'."""
+    """The outer loss: the TD loss of ``theta`` on ``outer_batch`` at gamma' and delta' (both given)."""
+    if settings.reference_gamma is None or settings.reference_delta is None:
+        raise ValueError("reference_loss needs gamma' and delta': resolve the run's own values first")
     with torch.no_grad():
         outer_q_t_target = _q_function(model, target_params)(outer_batch.next_obs)
     dtype = next(iter(theta.values())).dtype
@@ -225,6 +232,13 @@ class MetaGradientTuner(FixedTuner):
     ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
         named: dict[str, torch.Tensor] = dict(self.agent.q_net.named_parameters())
+        settings = replace(
+            self.settings,
+            reference_gamma=self.gamma if self.settings.reference_gamma is None else self.settings.reference_gamma,
+            reference_delta=(
+                self.huber_delta if self.settings.reference_delta is None else self.settings.reference_delta
+            ),
+        )
         objective = lookahead_objective(
             self.space.z,
             space=self.space,
@@ -234,7 +248,7 @@ class MetaGradientTuner(FixedTuner):
             adam_state=adam_state_of(self.agent.optimizer, named),
             inner_batch=inner_batch,
             outer_batch=outer_batch,
-            settings=self.settings,
+            settings=settings,
             inner_q_t_target=inner_q_t_target,
             lr_scale=self.agent.lr_scale,
         )

@@ -20,13 +20,17 @@ from tests.tuning.helpers import smoke_spec
 
 
 def live_spec(tmp: Path, *, steps: int = 200_000, **study: Any) -> Path:
-    """smoke.yaml's trial in meta mode (all four values self-tune), unpruned, far longer than a test waits."""
+    """smoke.yaml's trial in meta mode with gamma listed among the tuned values (a user's opt-in: the default
+    leaves gamma fixed), unpruned, far longer than a test waits."""
     changes: dict[str, Any] = {
         "n_trials": 1,
         "steps": steps,
         "eval_every": 1000,
         "pruner": {"name": "none"},
-        "search_space": {"self_tuning.mode": {"type": "categorical", "choices": ["meta"]}},
+        "search_space": {
+            "self_tuning.mode": {"type": "categorical", "choices": ["meta"]},
+            "self_tuning.params": {"type": "categorical", "choices": ["lr,gamma,huber_delta"]},
+        },
         "base": {"training": {"total_steps": steps}},
     }
     return smoke_spec(tmp, name="live", **{**changes, **study})

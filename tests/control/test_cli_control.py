@@ -59,7 +59,10 @@ def invoke(project: Path, *argv: str) -> tuple[int, list[str]]:
         (["trial", "set", "smoke", "1", "momentum=0.9"], "unknown hyperparameter 'momentum'"),
         (["trial", "freeze", "smoke", "1", "batch_size"], "unknown hyperparameter 'batch_size'"),
         (["trial", "set", "smoke", "1", "lr=5"], "lr=5 is outside its self-tuning bounds [1e-05, 0.1]"),
-        (["trial", "set", "smoke", "1", "gamma=0.5"], "gamma=0.5 is outside its self-tuning bounds [0.8, 0.9995]"),
+        (
+            ["trial", "set", "smoke", "1", "huber_delta=500"],
+            "huber_delta=500 is outside its self-tuning bounds [0.05, 100]",
+        ),
         (["trial", "set", "smoke", "1", "epsilon=2"], "epsilon=2 is outside [0, 1]"),
         (["trial", "set", "smoke", "1", "lr=fast"], "lr=fast: not a number"),
         (["trial", "set", "smoke", "1"], "set needs at least one name"),
@@ -85,7 +88,7 @@ def test_a_good_command_is_stored_for_the_trainer(project: Path) -> None:
     attrs = load_existing(StudyLocation(None, project), "smoke").trials[1].user_attrs
     (stored,) = [v for k, v in attrs.items() if k.startswith(CMD_PREFIX)]
     assert stored["verb"] == "set" and stored["values"] == {"lr": 3e-4, "gamma": 0.995} and stored["via"] == "cli"
-    code, lines = invoke(project, "trial", "freeze", "smoke", "1", "gamma", "--wait", "0.5")
+    code, lines = invoke(project, "trial", "freeze", "smoke", "1", "huber_delta", "--wait", "0.5")
     assert code == 0 and "not acknowledged within 0.5s" in lines[0]  # nobody runs trial 1 here
 
 

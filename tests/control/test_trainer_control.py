@@ -77,16 +77,16 @@ def test_freeze_holds_to_the_end_while_the_hypergradient_is_still_logged() -> No
     trainer, channel, collector = controlled(config)
     trainer.start()
     trainer.train_until(700)
-    channel.send("freeze gamma")
+    channel.send("freeze huber_delta")
     channel.send("freeze epsilon")
     trainer.train_until(1800)
     trainer.finish()
     frozen_at = control_records(collector)[0]["step"]
     later = [r for r in collector.records if "sps" in r and r["step"] > frozen_at]
-    assert len({r["hp/gamma"] for r in later}) == 1 and len({r["epsilon"] for r in later}) == 1
-    assert len({r["hypergrad/gamma"] for r in later}) > 1  # still computed, and logged
-    assert len({r["hp/huber_delta"] for r in later}) > 1  # the others still self-tune
-    assert trainer.tuner.space.held() == ["gamma"]
+    assert len({r["hp/huber_delta"] for r in later}) == 1 and len({r["epsilon"] for r in later}) == 1
+    assert len({r["hypergrad/huber_delta"] for r in later}) > 1  # still computed, and logged
+    assert len({r["hp/lr"] for r in later}) > 1  # the others still self-tune
+    assert trainer.tuner.space.held() == ["huber_delta"]
 
 
 def test_stop_ends_the_run_with_a_final_evaluation() -> None:

@@ -131,12 +131,19 @@ def test_meta_hypergradients_match_finite_differences(
 
 
 @pytest.mark.parametrize("lookahead", [2, 3])
-def test_held_target_hypergradients_match_finite_differences(rng: np.random.Generator, lookahead: int) -> None:
+@pytest.mark.parametrize("params", [None, ["lr", "gamma", "huber_delta"]])
+def test_held_target_hypergradients_match_finite_differences(
+    rng: np.random.Generator, lookahead: int, params: list[str] | None
+) -> None:
     """``lookahead_target: held``: a fresh batch per inner step and the target network fixed, as real steps
-    between two target updates; tau then acts on nothing inside the lookahead, so its hypergradient is 0."""
+    between two target updates; tau then acts on nothing inside the lookahead, so its hypergradient is 0.
+    ``params`` None: the default (gamma not tuned), whose outer loss scores at the run's own gamma; with gamma
+    tuned it scores at reference.gamma."""
     config = make_config(
         self_tuning__mode="meta", self_tuning__lookahead=lookahead, self_tuning__lookahead_target="held"
     )
+    if params is not None:
+        config.self_tuning.params = params
     agent = warmed_up_agent(config, rng)
     tuner = build_tuner(config, agent)
     assert isinstance(tuner, MetaGradientTuner)
@@ -144,8 +151,13 @@ def test_held_target_hypergradients_match_finite_differences(rng: np.random.Gene
     analytic = tuner.hypergradient(inner, outer)
 
     z0 = tuner.space.z.detach().clone()
-    reference = config.self_tuning.reference
-    for index, name in enumerate(tuner.space.names):
+    names = tuner.space.names
+    reference = {  # the outer loss's gamma' and delta': the reference for a tuned value, else the run's own
+        name: config.self_tuning.reference[name] if name in names else tuner.space.current()[name]
+        for name in ("gamma", "huber_delta")
+    }
+    assert ("gamma" in names) == (reference["gamma"] == 0.99) and ("gamma" in names or reference["gamma"] == 0.95)
+    for index, name in enumerate(names):
         losses = []
         for sign in (+1, -1):
             z = z0.clone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -350,3 +351,46 @@ def test_a_meta_checkpoint_resumed_under_the_hd_rule_forgets_its_lr_momentum() -
     gamma_index = resumed.space.names.index("gamma")
     assert float(moments["exp_avg"][gamma_index]) != 0.0, "the other moments are kept"
     assert resumed.lr_rule is not None and resumed.lr_rule.steps == 0
+
+
+def test_meta_scores_an_untuned_gamma_at_the_runs_own_value() -> None:
+    """v7: with gamma not tuned, the outer loss uses the gamma the agent trains with (here 0.9, then a value set
+    live), not reference.gamma (0.99), which only anchors a tuned gamma."""
+    from dqnmap_auto.hypergrad.functional_adam import adam_state_of
+    from dqnmap_auto.hypergrad.meta import lookahead_objective
+
+    config = make_config(self_tuning__mode="meta", self_tuning__params=["lr", "huber_delta"])
+    config.agent.gamma = 0.9
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner) and tuner.settings.reference_gamma is None
+    assert tuner.settings.reference_delta == config.self_tuning.reference["huber_delta"]  # delta is tuned
+    inner, outer = random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2))
+
+    def hypergradient_at(reference_gamma: float) -> torch.Tensor:
+        named = dict(tuner.agent.q_net.named_parameters())
+        objective = lookahead_objective(
+            tuner.space.z,
+            space=tuner.space,
+            model=tuner.agent.q_net,
+            params={n: p.detach() for n, p in named.items()},
+            target_params={n: p.detach() for n, p in tuner.agent.target_net.named_parameters()},
+            adam_state=adam_state_of(tuner.agent.optimizer, named),
+            inner_batch=inner,
+            outer_batch=outer,
+            settings=replace(tuner.settings, reference_gamma=reference_gamma),
+        )
+        return torch.autograd.grad(objective, tuner.space.z)[0]
+
+    got = tuner.hypergradient(inner, outer)
+    torch.testing.assert_close(got, hypergradient_at(0.9))
+    assert not torch.allclose(got, hypergradient_at(0.99))
+    tuner.set_value("gamma", 0.95)  # live control: the outer loss follows the value in use
+    torch.testing.assert_close(tuner.hypergradient(inner, outer), hypergradient_at(0.95))
+
+
+def test_meta_anchors_a_tuned_gamma_at_the_reference() -> None:
+    config = make_config(self_tuning__mode="meta", self_tuning__params=["lr", "gamma", "huber_delta"])
+    config.agent.gamma = 0.9
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner)
+    assert tuner.settings.reference_gamma == config.self_tuning.reference["gamma"] == 0.99
