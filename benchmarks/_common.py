@@ -447,6 +447,17 @@ def pyplot() -> Any:
     return plt
 
 
+def late_means(series: dict[str, tuple[list[float], list[float]]], total_steps: int) -> dict[str, list[float]]:
+    """Per series, [mean, standard error] of its records after the first third of the run (the exploration
+    phase), for the signal scripts (lr_signals.py, gamma_signals.py); a series with fewer than two is left out."""
+    late = {}
+    for name, (steps, values) in series.items():
+        tail = [v for s, v in zip(steps, values, strict=True) if s > total_steps / 3]
+        if len(tail) >= 2:
+            late[name] = [statistics.fmean(tail), statistics.stdev(tail) / math.sqrt(len(tail))]
+    return late
+
+
 def add_common_args(parser: Any, *, envs: Sequence[str] = tuple(ENVS)) -> None:
     """The options every benchmark script shares."""
     parser.add_argument("--env", choices=list(envs), default=envs[0])

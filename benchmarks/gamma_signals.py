@@ -30,14 +30,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 from collections import defaultdict
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from _common import ENVS, ResultLog, Task, add_common_args, report_header, results_name, run_tasks, write_report
+from _common import (
+    ENVS,
+    ResultLog,
+    Task,
+    add_common_args,
+    late_means,
+    report_header,
+    results_name,
+    run_tasks,
+    write_report,
+)
 from ablation import run_config
 from torch.func import functional_call
 
@@ -103,15 +112,7 @@ class EpisodeReturns:
         if len(known) < n:
             return None
         index = rng.choice(known, size=n)
-        r = self.replay
-        batch = Batch(
-            torch.from_numpy(r.obs[index]),
-            torch.from_numpy(r.actions[index]),
-            torch.from_numpy(r.rewards[index]),
-            torch.from_numpy(r.next_obs[index]),
-            torch.from_numpy(r.terminated[index]),
-        )
-        return batch, torch.from_numpy(self.returns[index])
+        return self.replay.gather(index), torch.from_numpy(self.returns[index])
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -209,12 +210,8 @@ def measure(config: TrainConfig) -> dict[str, Any]:
     returns = EpisodeReturns(trainer.replay)
     trainer.tuner = GammaProbe(trainer.tuner.space, trainer.agent, config, returns, config.training.seed)
     result = trainer.run()
-    late = {}
-    for name in SIGNALS:
-        steps, values = collector.series(f"signal/{name}")
-        tail = [v for s, v in zip(steps, values, strict=True) if s > config.training.total_steps / 3]
-        if len(tail) >= 2:
-            late[name] = [statistics.fmean(tail), statistics.stdev(tail) / math.sqrt(len(tail))]
+    series = {name: collector.series(f"signal/{name}") for name in SIGNALS}
+    late = late_means(series, config.training.total_steps)
     summary = " ".join(f"{n} {v[0]:+.4f}" for n, v in late.items())
     return {
         "late": late,

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -56,6 +55,7 @@ from _common import (
     ResultLog,
     Task,
     add_common_args,
+    late_means,
     report_header,
     results_name,
     run_tasks,
@@ -267,11 +267,7 @@ def measure(config: TrainConfig) -> dict[str, Any]:
     trainer.tuner = SignalProbe(trainer.tuner.space, trainer.agent, config, trainer._sample)
     result = trainer.run()
     series = {name: collector.series(f"signal/{name}") for name in (*SIGNALS, *OTHER_SIGNALS)}
-    late = {}
-    for name, (steps, values) in series.items():
-        tail = [v for s, v in zip(steps, values, strict=True) if s > config.training.total_steps / 3]
-        if len(tail) >= 2:
-            late[name] = [statistics.fmean(tail), statistics.stdev(tail) / math.sqrt(len(tail))]
+    late = late_means(series, config.training.total_steps)
     summary = " ".join(f"{n} {v[0]:+.3f}" for n, v in late.items())
     return {
         "series": {n: [list(map(int, s)), v] for n, (s, v) in series.items()},

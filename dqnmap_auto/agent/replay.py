@@ -135,7 +135,11 @@ class ReplayBuffer:
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         shape = (batch_size,) if n_batches is None else (n_batches, batch_size)
-        index = rng.integers(0, self.size, size=shape)
+        return self.gather(rng.integers(0, self.size, size=shape))
+
+    def gather(self, index: np.ndarray) -> Batch:
+        """The transitions in slots ``index`` (any shape) as a Batch: what a caller that picks its own slots
+        (e.g. a benchmark drawing only finished episodes) shares with :meth:`sample`."""
         return Batch(
             obs=torch.from_numpy(self.obs[index]),
             actions=torch.from_numpy(self.actions[index]),

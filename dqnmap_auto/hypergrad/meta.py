@@ -65,6 +65,14 @@ class LookaheadSettings:
     adam_eps: float = 1e-8
     target_schedule: Literal["polyak", "held"] = "polyak"
 
+    def scored_at(self, gamma: float, delta: float) -> LookaheadSettings:
+        """These settings with an untuned gamma' / delta' (None) filled in by the run's current value."""
+        return replace(
+            self,
+            reference_gamma=gamma if self.reference_gamma is None else self.reference_gamma,
+            reference_delta=delta if self.reference_delta is None else self.reference_delta,
+        )
+
 
 def _q_function(model: nn.Module, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda obs: functional_call(model, params, (obs,))
@@ -141,7 +149,7 @@ def reference_loss(
 ) -> torch.Tensor:
     """The outer loss: the TD loss of ``theta`` on ``outer_batch`` at gamma' and delta' (both given)."""
     if settings.reference_gamma is None or settings.reference_delta is None:
-        raise ValueError("reference_loss needs gamma' and delta': resolve the run's own values first")
+        raise ValueError("reference_loss needs gamma' and delta': fill the run's own in with settings.scored_at")
     with torch.no_grad():
         outer_q_t_target = _q_function(model, target_params)(outer_batch.next_obs)
     dtype = next(iter(theta.values())).dtype
@@ -232,13 +240,6 @@ class MetaGradientTuner(FixedTuner):
     ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
         named: dict[str, torch.Tensor] = dict(self.agent.q_net.named_parameters())
-        settings = replace(
-            self.settings,
-            reference_gamma=self.gamma if self.settings.reference_gamma is None else self.settings.reference_gamma,
-            reference_delta=(
-                self.huber_delta if self.settings.reference_delta is None else self.settings.reference_delta
-            ),
-        )
         objective = lookahead_objective(
             self.space.z,
             space=self.space,
@@ -248,7 +249,7 @@ class MetaGradientTuner(FixedTuner):
             adam_state=adam_state_of(self.agent.optimizer, named),
             inner_batch=inner_batch,
             outer_batch=outer_batch,
-            settings=settings,
+            settings=self.settings.scored_at(self.gamma, self.huber_delta),
             inner_q_t_target=inner_q_t_target,
             lr_scale=self.agent.lr_scale,
         )

@@ -356,9 +356,6 @@ def test_a_meta_checkpoint_resumed_under_the_hd_rule_forgets_its_lr_momentum() -
 def test_meta_scores_an_untuned_gamma_at_the_runs_own_value() -> None:
     """v7: with gamma not tuned, the outer loss uses the gamma the agent trains with (here 0.9, then a value set
     live), not reference.gamma (0.99), which only anchors a tuned gamma."""
-    from dqnmap_auto.hypergrad.functional_adam import adam_state_of
-    from dqnmap_auto.hypergrad.meta import lookahead_objective
-
     config = make_config(self_tuning__mode="meta", self_tuning__params=["lr", "huber_delta"])
     config.agent.gamma = 0.9
     tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
@@ -367,19 +364,10 @@ def test_meta_scores_an_untuned_gamma_at_the_runs_own_value() -> None:
     inner, outer = random_batch(np.random.default_rng(1)), random_batch(np.random.default_rng(2))
 
     def hypergradient_at(reference_gamma: float) -> torch.Tensor:
-        named = dict(tuner.agent.q_net.named_parameters())
-        objective = lookahead_objective(
-            tuner.space.z,
-            space=tuner.space,
-            model=tuner.agent.q_net,
-            params={n: p.detach() for n, p in named.items()},
-            target_params={n: p.detach() for n, p in tuner.agent.target_net.named_parameters()},
-            adam_state=adam_state_of(tuner.agent.optimizer, named),
-            inner_batch=inner,
-            outer_batch=outer,
-            settings=replace(tuner.settings, reference_gamma=reference_gamma),
-        )
-        return torch.autograd.grad(objective, tuner.space.z)[0]
+        """The same tuner's hypergradient with gamma' pinned."""
+        pinned = copy.copy(tuner)
+        pinned.settings = replace(tuner.settings, reference_gamma=reference_gamma)
+        return pinned.hypergradient(inner, outer)
 
     got = tuner.hypergradient(inner, outer)
     torch.testing.assert_close(got, hypergradient_at(0.9))
