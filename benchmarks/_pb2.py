@@ -74,6 +74,7 @@ class PB2Job:
     workdir: Path
     workers: int
     extra: tuple[str, ...] = ()
+    until_solved: bool = False  # the population ends once a member's final evaluation reaches the line
 
     @property
     def member_steps(self) -> int:
@@ -166,6 +167,28 @@ def _metrics(trainer: Any, before: int, started: float, **values: Any) -> dict[s
     }
 
 
+def member_stopper(job: PB2Job) -> Any:
+    """Ray Tune's stopper: a member ends at its last report (``DONE``); with ``until_solved`` the whole
+    population ends once a member's final evaluation reaches the line, as an until-solved study ends at its first
+    solved trial (automl_cold's question is how soon; the rest of the population's budget would buy nothing)."""
+    from ray.tune.stopper import Stopper
+
+    class MemberStopper(Stopper):
+        def __init__(self) -> None:
+            self.solved = False
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            final = result.get("final_return")
+            if job.until_solved and final is not None and final >= job.env.threshold:
+                self.solved = True
+            return bool(result.get(DONE))
+
+        def stop_all(self) -> bool:
+            return self.solved
+
+    return MemberStopper()
+
+
 def _tuner(job: PB2Job) -> Any:
     """A new Tuner for ``job`` (a population a killed run left is removed: see below)."""
     from ray import tune
@@ -204,7 +227,7 @@ def _tuner(job: PB2Job) -> Any:
             storage_path=str(job.workdir.resolve()),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=4),  # PBT warns that 2 can be too few
             failure_config=tune.FailureConfig(max_failures=0),
-            stop={DONE: 1},
+            stop=member_stopper(job),
             verbose=0,
         ),
     )
@@ -231,7 +254,7 @@ def run_pb2(job: PB2Job) -> dict[str, Any]:
     rows = [row for index, result in enumerate(grid) for row in _rows(result, index)]
     record = progress_record(sorted(rows, key=lambda r: r["reported_at"]), threshold=job.env.threshold)
     record["trials"] = [_lean(row) for row in record["trials"]]
-    members = [{"member": index, "final": _final(r), "config": _public(r.config)} for index, r in enumerate(grid)]
+    members = [{"member": index, "final": _final(r), "config": _public(r.config or {})} for index, r in enumerate(grid)]
     finals = [m["final"] for m in members if m["final"] is not None]
     record.update(
         n_finished=len(members),
@@ -251,6 +274,8 @@ def _rows(result: Any, member: int) -> list[dict[str, Any]]:
     ``member`` is the Ray trial's index: ``config["member"]`` names the initial draw, which an exploit copies.
     """
     frame = result.metrics_dataframe
+    if frame is None:  # stopped (until solved) before its first report: nothing to count
+        return []
     rows = []
     for report in frame.to_dict("records"):
         final = report.get("final_return")
@@ -269,7 +294,7 @@ def _rows(result: Any, member: int) -> list[dict[str, Any]]:
 
 
 def _final(result: Any) -> float | None:
-    final = result.metrics.get("final_return")
+    final = (result.metrics or {}).get("final_return")
     return None if final is None or math.isnan(final) else float(final)
 
 

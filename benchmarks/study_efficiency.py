@@ -109,6 +109,18 @@ class StudyJob:
     first_seed: int = 1  # repetition r uses seed first_seed + r (sampler and agents)
     zoo_space: bool = False  # (b), (c) search rl-zoo3's space with rl-zoo3's sampler and pruner (automl_cold)
     inherit: bool = False  # automl_cold's (e): good trials' self-tuned values enqueued as new trials (_lamarck.py)
+    until_solved: bool = False  # automl_cold: the study ends at its first trial whose value reaches the line
+
+    @property
+    def callbacks(self) -> tuple[Any, ...]:
+        """The trial callbacks this job's study runs with (picklable: the runner may hand them to workers)."""
+        return (StopWhenSolved(self.env.threshold),) if self.until_solved else ()
+
+    def remaining(self, study: optuna.Study) -> int:
+        """Trials still to run: none once the budget is spent, or (``until_solved``) once a trial solved."""
+        if self.until_solved and is_solved(study, self.env.threshold):
+            return 0
+        return self.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
 
     @property
     def pruner_startup(self) -> int:
@@ -125,6 +137,28 @@ class StudyJob:
         start (it has none), so ``--no-enqueue`` reuses it; (b) and (c) without it are other studies."""
         cold = "" if self.enqueue or self.arm == "zoo" else "-cold"
         return f"{self.arm}-rep{self.rep}{cold}"
+
+
+@dataclass(frozen=True)
+class StopWhenSolved:
+    """Optuna trial callback: end the study once a trial completes with a value at or above ``threshold``.
+
+    Why: automl_cold asks how soon a study finds an agent on the success line. Past that point a study only
+    refines an agent already found, and at rl-zoo3's budget (20 trials x 50k-100k steps, 5 arms, 3-5
+    repetitions) running every study to its end costs days of this machine's CPU.
+    """
+
+    threshold: float
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE and trial.value is not None and trial.value >= self.threshold:
+            study.stop()
+
+
+def is_solved(study: optuna.Study, threshold: float) -> bool:
+    """Whether a completed trial of ``study`` reached ``threshold`` (a resumed until-solved study is done)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return any(t.value is not None and t.value >= threshold for t in complete)
 
 
 # -- (a) the rl-zoo3-style study ---------------------------------------------------------------------------
@@ -280,11 +314,11 @@ def open_zoo_study(job: StudyJob) -> optuna.Study:
 
 def run_zoo_study(job: StudyJob) -> optuna.Study:
     study = open_zoo_study(job)
-    remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
+    remaining = job.remaining(study)
     if remaining > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(ZooObjective(job), n_trials=remaining, gc_after_trial=True)
+            study.optimize(ZooObjective(job), n_trials=remaining, callbacks=job.callbacks, gc_after_trial=True)
     return study
 
 
@@ -346,8 +380,10 @@ def zoo_space_spec(job: StudyJob) -> Any:
 def run_dqnmap_study(job: StudyJob) -> optuna.Study:
     if job.zoo_space:
         callbacks = (InheritSelfTuned(zoo_inherited_params),) if job.inherit else ()
-        return run_runner_study(job, zoo_space_spec(job), sample=sample_zoo_config, callbacks=callbacks)
-    return run_runner_study(job, dqnmap_spec(job))
+        return run_runner_study(
+            job, zoo_space_spec(job), sample=sample_zoo_config, callbacks=(*callbacks, *job.callbacks)
+        )
+    return run_runner_study(job, dqnmap_spec(job), callbacks=job.callbacks)
 
 
 def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None, callbacks: Sequence[Any] = ()) -> optuna.Study:
@@ -357,7 +393,7 @@ def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None, callbacks:
 
     location = StudyLocation(storage=str(job.workdir / f"{job.name}.journal"), directory=job.workdir / job.name)
     study = create_or_continue(spec, location)
-    remaining = job.size.trials - len(study.get_trials(deepcopy=False, states=FINISHED))
+    remaining = job.remaining(study)
     if remaining > 0:  # a killed run's RUNNING trial is failed and retried from its checkpoint by run_study
         run_study(
             spec,
