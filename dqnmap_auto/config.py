@@ -288,6 +288,15 @@ class SelfTuningConfig(_Section):
         "and failed both development seeds; uncapped, Acrobot's lr ran to its bound; 6 solved both (development "
         "seeds, issue 19, v6). Only 1, 6 and no cap were compared.",
     )
+    hd_gate: Literal["none", "lookahead"] = Field(
+        "none",
+        description="hd rule: lookahead lets a read move lr only where the one-step lookahead hypergradient "
+        "-dJ/dlog lr at the same weights agrees in sign with the cosine, the pull deciding elsewhere; one "
+        "differentiated step per read. Why a candidate: the cosine alone says 'lower' below every lr that learned "
+        "on MountainCar and 'raise' at 1e-2 on LunarLander, the lookahead crosses zero near rl-zoo3's lr on "
+        "CartPole, Acrobot and MountainCar (lr_signals.py, seed 0). Off until development seeds show it helps "
+        "(RESULTS.md, issue 19, v8a).",
+    )
     lr_rule: Literal["hd", "meta"] = Field(
         "hd",
         description="meta mode: lr (when in params) follows the hd rule, or its own lookahead meta-gradient, "

@@ -6,7 +6,8 @@ import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
 from dqnmap_auto.config import TrainConfig
-from dqnmap_auto.hypergrad.hd import HDSettings, HypergradientDescentTuner
+from dqnmap_auto.hypergrad.hd import HDSettings, HypergradientDescentTuner, LearningRateGate
+from dqnmap_auto.hypergrad.lr_gate import LookaheadGate
 from dqnmap_auto.hypergrad.meta import LookaheadSettings, MetaGradientTuner
 from dqnmap_auto.hypergrad.schedule import ScheduleTuner, require_schedule
 from dqnmap_auto.hypergrad.space import HyperSpace, trust_region
@@ -49,8 +50,22 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         measure=tuning.hd_measure,
         pace_max=tuning.hd_pace_max,
     )
+    gate: LearningRateGate | None = None
+    if tuning.hd_gate == "lookahead" and "lr" in space.names:
+        gate = LookaheadGate(
+            space,
+            agent,
+            LookaheadSettings(
+                lookahead=1,
+                reference_gamma=None,  # scored at the run's own gamma and delta: the loss it trains on
+                reference_delta=None,
+                max_grad_norm=config.agent.max_grad_norm,
+                double_dqn=config.agent.double_dqn,
+                adam_eps=config.agent.adam_eps,
+            ),
+        )
     if tuning.mode == "hd":
-        return HypergradientDescentTuner(space, agent, hd)
+        return HypergradientDescentTuner(space, agent, hd, gate=gate)
     settings = LookaheadSettings(
         lookahead=tuning.lookahead,
         # an untuned value is scored at the run's own (current) value: no collapse to guard against
@@ -69,4 +84,5 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         interval=tuning.interval,
         clip=tuning.hypergrad_clip,
         lr_rule=hd if tuning.lr_rule == "hd" else None,
+        lr_gate=gate,
     )

@@ -55,6 +55,13 @@ wrong-high start (reference and start at 0.019) interval reads drove lr up to 0.
 reads brought it down to 5e-3 (development seeds, ``benchmarks/RESULTS.md``, issue 19, v6). Reads come once per
 target period, hence the pacing (``pace_max``).
 
+A gate (``gate``, ``self_tuning.hd_gate: lookahead``; off by default, a candidate under measurement). Neither
+read places lr from both sides on every env: on MountainCar start1 says "lower" down to 1e-4, below every lr
+that learned, and on LunarLander it says "raise" again at 3e-3 and 1e-2. A second signal taken at the same
+weights, the one-step lookahead hypergradient -dJ/dlog lr (``lr_signals.py``, meta1s), crosses zero near
+rl-zoo3's lr on CartPole, Acrobot and MountainCar. With the gate, a read moves lr only where both agree in
+sign; where they disagree only the pull acts (issue 19; ``benchmarks/RESULTS.md``).
+
 The update runs every ``interval`` gradient steps (the step after one whose direction was recorded; the very
 first step is recorded, so the step-size check acts at once): one parameter copy and one dot product per
 ``interval`` steps.
@@ -74,6 +81,10 @@ from dqnmap_auto.agent.replay import Batch
 from dqnmap_auto.config import REFERENCE_VALUES
 from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
+
+#: A second opinion on lr at the weights of a recorded step: (inner batch, outer batch, the target's Q-values on
+#: the inner batch or None, gamma, delta) -> a value whose sign says "raise lr" (+) or "lower lr" (-).
+LearningRateGate = Callable[[Batch, Batch, torch.Tensor | None, float | torch.Tensor, float | torch.Tensor], float]
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,9 @@ class LearningRateRule:
     ``settings``: beta is the step on log lr per update, times (cosine - target_cos); interval the gradient
     steps between two updates; target_cos the set point c*; pull the fraction of the way to log reference
     per update (see the module docstring). ``on_change``: called
-    after z changed, so the owner re-reads the values (and hands lr to the optimizer).
+    after z changed, so the owner re-reads the values (and hands lr to the optimizer). ``gate``: when given,
+    evaluated at each recorded step the rule will read (on that step's batch and a fresh outer batch); the
+    read's step then counts only where the gate's sign agrees with the cosine's side of the set point.
     """
 
     def __init__(
@@ -117,8 +130,12 @@ class LearningRateRule:
         settings: HDSettings,
         *,
         on_change: Callable[[], None],
+        gate: LearningRateGate | None = None,
     ) -> None:
         self.space, self.agent, self.settings = space, agent, settings
+        self.gate = gate
+        self._gate_value: float | None = None  # the gate's opinion on the pending recorded step
+        self._gate_counts = (0.0, 0, 0)  # sum of gate values, reads, reads where cosine and gate agreed
         self.index = space.names.index("lr")
         self.on_change = on_change
         self.steps = 0
@@ -149,11 +166,18 @@ class LearningRateRule:
         self.space.last_hypergrad["lr"] = hypergrad_z
         self._cosines = (self._cosines[0] + cosine, self._cosines[1] + 1)
         settings = self.settings
+        signal = cosine - settings.target_cos
+        if self._gate_value is not None:
+            agree = signal * self._gate_value > 0
+            total, reads, agreed = self._gate_counts
+            self._gate_counts = (total + self._gate_value, reads + 1, agreed + int(agree))
+            signal = signal if agree else 0.0  # the two signals disagree: the pull alone decides
+            self._gate_value = None
         pace = self._pace()
         with torch.no_grad():
             z = self.space.z[self.index]
             pulled = pace * settings.pull * (z - math.log(settings.reference))  # a tensor: no host sync
-            z += pace * settings.beta * (cosine - settings.target_cos) - pulled
+            z += pace * settings.beta * signal - pulled
         self.space.clamp_()
         self.on_change()  # lr read back from z (its dtype), as a checkpoint restore will read it
 
@@ -173,10 +197,12 @@ class LearningRateRule:
         delta: float | torch.Tensor,
         *,
         q_t_target: torch.Tensor | None = None,
+        sample_outer: BatchSampler | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The agent's step, plus: every ``interval``-th step records its update lr_t * u_t (two parameter
         copies, ~20% of a step on this CPU, hence the interval), and the step after it follows the
-        hypergradient g_{t+1} . u_t before updating."""
+        hypergradient g_{t+1} . u_t before updating. ``sample_outer`` draws the gate's outer batch (needed with
+        a gate only)."""
         use = self._previous_step is not None
         period_start = self._target_changed and self.settings.measure == "target_update"
         self._target_changed = False
@@ -184,6 +210,11 @@ class LearningRateRule:
         # measure "target_update" the first step after a target update (the only steps the rule then reads)
         record = self.steps % self.settings.interval == 0 or self._recheck or period_start
         self.steps += 1
+        if record and self.gate is not None and (period_start or self.settings.measure == "interval"):
+            if sample_outer is None:
+                raise ValueError("an hd rule with a gate needs sample_outer for its outer batch")
+            value = self.gate(batch, sample_outer(), q_t_target, gamma, delta)  # at the weights before the step
+            self._gate_value = value if math.isfinite(value) else None
         if record:
             before = self._free_buffer()
             with torch.no_grad():
@@ -229,10 +260,16 @@ class LearningRateRule:
 
     def records(self) -> dict[str, float]:
         """``hd/cosine``: the mean cosine since the last call (the signal the rule compares with its set point);
-        nothing when no update ran since."""
+        nothing when no update ran since. With a gate also ``hd/gate`` (its mean value) and ``hd/agree`` (the
+        fraction of reads where it agreed with the cosine, the reads that moved lr beyond the pull)."""
         total, count = self._cosines
         self._cosines = (0.0, 0)
-        return {"hd/cosine": total / count} if count else {}
+        out = {"hd/cosine": total / count} if count else {}
+        gate_total, reads, agreed = self._gate_counts
+        if reads:
+            out.update({"hd/gate": gate_total / reads, "hd/agree": agreed / reads})
+            self._gate_counts = (0.0, 0, 0)
+        return out
 
     def _free_buffer(self) -> list[torch.Tensor]:
         """A preallocated parameter-shaped buffer not holding the pending recorded step."""
@@ -248,6 +285,8 @@ class LearningRateRule:
             "rejected_steps": self.rejected_steps,
             "last_read": self._last_read,
             "cosines": list(self._cosines),  # a resumed run's next hd/cosine covers the whole window
+            "gate_value": self._gate_value,  # a checkpoint between a gated record and its read keeps the opinion
+            "gate_counts": list(self._gate_counts),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -266,21 +305,29 @@ class LearningRateRule:
         self._last_read = int(state.get("last_read", self.steps))  # type: ignore[call-overload]
         cosines: Sequence[float] = state.get("cosines", (0.0, 0))  # type: ignore[assignment]
         self._cosines = (float(cosines[0]), int(cosines[1]))
+        gate_value = state.get("gate_value")
+        self._gate_value = None if gate_value is None else float(gate_value)  # type: ignore[arg-type]
+        gate_counts: Sequence[float] = state.get("gate_counts", (0.0, 0, 0))  # type: ignore[assignment]
+        self._gate_counts = (float(gate_counts[0]), int(gate_counts[1]), int(gate_counts[2]))
 
 
 class HypergradientDescentTuner(FixedTuner):
     """Tunes ``lr`` online from the alignment of successive update directions (:class:`LearningRateRule`)."""
 
-    def __init__(self, space: HyperSpace, agent: DQNAgent, settings: HDSettings) -> None:
+    def __init__(
+        self, space: HyperSpace, agent: DQNAgent, settings: HDSettings, *, gate: LearningRateGate | None = None
+    ) -> None:
         if space.names != ["lr"]:
             raise ValueError(f"hd mode tunes lr only, got {space.names}")
         super().__init__(space, agent)
-        self.rule = LearningRateRule(space, agent, settings, on_change=self._refresh)
+        self.rule = LearningRateRule(space, agent, settings, on_change=self._refresh, gate=gate)
 
     def gradient_step(
         self, batch: Batch, sample_outer: BatchSampler, *, q_t_target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
+        return self.rule.gradient_step(
+            batch, self.gamma, self.huber_delta, q_t_target=q_t_target, sample_outer=sample_outer
+        )
 
     def on_target_update(self) -> None:
         self.rule.on_target_update()

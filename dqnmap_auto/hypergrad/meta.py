@@ -45,7 +45,7 @@ from dqnmap_auto.hypergrad.functional_adam import (
     adam_step,
     clip_by_global_norm,
 )
-from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
+from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateGate, LearningRateRule
 from dqnmap_auto.hypergrad.space import HyperSpace
 from dqnmap_auto.hypergrad.tuner import BatchSampler, FixedTuner
 
@@ -195,10 +195,38 @@ def lookahead_objective(
     return reference_loss(model, theta, target_params, outer_batch, settings)
 
 
+def agent_lookahead_objective(
+    agent: DQNAgent,
+    space: HyperSpace,
+    inner_batch: Batch | Sequence[Batch],
+    outer_batch: Batch,
+    settings: LookaheadSettings,
+    *,
+    inner_q_t_target: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """J(space.z) from ``agent``'s current weights, target network, Adam state and lr decay (``settings`` with
+    gamma' and delta' filled in)."""
+    named: dict[str, torch.Tensor] = dict(agent.q_net.named_parameters())
+    return lookahead_objective(
+        space.z,
+        space=space,
+        model=agent.q_net,
+        params={n: p.detach() for n, p in named.items()},
+        target_params={n: p.detach() for n, p in agent.target_net.named_parameters()},
+        adam_state=adam_state_of(agent.optimizer, named),
+        inner_batch=inner_batch,
+        outer_batch=outer_batch,
+        settings=settings,
+        inner_q_t_target=inner_q_t_target,
+        lr_scale=agent.lr_scale,
+    )
+
+
 class MetaGradientTuner(FixedTuner):
     """Every ``interval`` gradient steps, one Adam step on z along dJ/dz (clipped to ``clip`` in norm).
 
-    ``lr_rule``: when given and lr is tuned, lr follows that hd rule and its entry of dJ/dz is masked out.
+    ``lr_rule``: when given and lr is tuned, lr follows that hd rule and its entry of dJ/dz is masked out;
+    ``lr_gate`` is that rule's gate (see :class:`.hd.LearningRateRule`).
 
     Self-tuning v4 also pulled gamma and huber_delta towards their references after each step
     (``self_tuning.meta_pull``), because the polyak lookahead settled gamma at 0.986 on CartPole. With the held
@@ -216,10 +244,11 @@ class MetaGradientTuner(FixedTuner):
         interval: int,
         clip: float,
         lr_rule: HDSettings | None = None,
+        lr_gate: LearningRateGate | None = None,
     ) -> None:
         super().__init__(space, agent)
         self.lr_rule = (
-            LearningRateRule(space, agent, lr_rule, on_change=self._refresh)
+            LearningRateRule(space, agent, lr_rule, on_change=self._refresh, gate=lr_gate)
             if lr_rule is not None and "lr" in space.names
             else None
         )
@@ -239,19 +268,13 @@ class MetaGradientTuner(FixedTuner):
         self, inner_batch: Batch | Sequence[Batch], outer_batch: Batch, *, inner_q_t_target: torch.Tensor | None = None
     ) -> torch.Tensor:
         """dJ/dz at the agent's current weights, target network and optimizer state."""
-        named: dict[str, torch.Tensor] = dict(self.agent.q_net.named_parameters())
-        objective = lookahead_objective(
-            self.space.z,
-            space=self.space,
-            model=self.agent.q_net,
-            params={n: p.detach() for n, p in named.items()},
-            target_params={n: p.detach() for n, p in self.agent.target_net.named_parameters()},
-            adam_state=adam_state_of(self.agent.optimizer, named),
-            inner_batch=inner_batch,
-            outer_batch=outer_batch,
-            settings=self.settings.scored_at(self.gamma, self.huber_delta),
+        objective = agent_lookahead_objective(
+            self.agent,
+            self.space,
+            inner_batch,
+            outer_batch,
+            self.settings.scored_at(self.gamma, self.huber_delta),
             inner_q_t_target=inner_q_t_target,
-            lr_scale=self.agent.lr_scale,
         )
         (hypergrad,) = torch.autograd.grad(objective, self.space.z)
         return hypergrad
@@ -294,7 +317,9 @@ class MetaGradientTuner(FixedTuner):
             self.meta_update([batch, *fresh] if fresh else batch, outer, inner_q_t_target=q_t_target)
         self.steps += 1
         if self.lr_rule is not None:
-            return self.lr_rule.gradient_step(batch, self.gamma, self.huber_delta, q_t_target=q_t_target)
+            return self.lr_rule.gradient_step(
+                batch, self.gamma, self.huber_delta, q_t_target=q_t_target, sample_outer=sample_outer
+            )
         return super().gradient_step(batch, sample_outer, q_t_target=q_t_target)
 
     def on_target_update(self) -> None:

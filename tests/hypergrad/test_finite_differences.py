@@ -228,6 +228,34 @@ def test_hd_hypergradient_matches_finite_differences(rng: np.random.Generator, m
     assert relative_error(analytic, numeric) < REL_TOL, (analytic, numeric)
 
 
+@pytest.mark.parametrize("mode", ["hd", "meta"])
+def test_lookahead_gate_matches_finite_differences(rng: np.random.Generator, mode: str) -> None:
+    """``hd_gate: lookahead``: the gate's -dJ/dlog lr / J, J the TD loss at the run's own gamma and delta after
+    one real Adam step, against finite differences of that real step."""
+    config = make_config(self_tuning__mode=mode, self_tuning__hd_gate="lookahead")
+    if mode == "hd":
+        config.self_tuning.params = ["lr"]
+    agent = warmed_up_agent(config, rng)
+    tuner = build_tuner(config, agent)
+    gate = tuner.rule.gate if isinstance(tuner, HypergradientDescentTuner) else tuner.lr_rule.gate  # type: ignore[union-attr]
+    assert gate is not None
+    inner, outer = random_batch(rng), random_batch(rng)
+    analytic = gate(inner, outer, None, tuner.gamma, tuner.huber_delta)
+
+    own = {"gamma": tuner.gamma, "huber_delta": tuner.huber_delta}
+    values = {"lr": agent.lr, **own, "tau": tuner.tau}
+    base = real_lookahead_loss(agent, values, inner, outer, lookahead=1, reference=own)
+    losses = [
+        real_lookahead_loss(
+            agent, {**values, "lr": values["lr"] * math.exp(sign * EPS)}, inner, outer, lookahead=1, reference=own
+        )
+        for sign in (+1, -1)
+    ]
+    numeric = -(losses[0] - losses[1]) / (2 * EPS) / base
+    assert abs(numeric) > 1e-8
+    assert relative_error(analytic, numeric) < REL_TOL, (analytic, numeric)
+
+
 def test_unconstrained_maps_are_inverse() -> None:
     from dqnmap_auto.hypergrad.space import to_unconstrained
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -11,8 +12,10 @@ import pytest
 import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
+from dqnmap_auto.agent.replay import Batch
 from dqnmap_auto.hypergrad.build import build_tuner
 from dqnmap_auto.hypergrad.hd import HDSettings, LearningRateRule
+from dqnmap_auto.hypergrad.lr_gate import LookaheadGate
 from dqnmap_auto.hypergrad.meta import MetaGradientTuner
 from dqnmap_auto.hypergrad.space import HyperSpace
 from tests.conftest import random_batch
@@ -382,3 +385,69 @@ def test_meta_anchors_a_tuned_gamma_at_the_reference() -> None:
     tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
     assert isinstance(tuner, MetaGradientTuner)
     assert tuner.settings.reference_gamma == config.self_tuning.reference["gamma"] == 0.99
+
+
+@pytest.mark.parametrize("gate_sign", [+1.0, -1.0])
+def test_a_gate_lets_the_cosine_move_lr_only_where_both_agree(gate_sign: float) -> None:
+    """``hd_gate``: with the gate on the cosine's side of the set point, a read moves lr exactly as without a gate;
+    on the other side only the pull moves it. The gate is asked once per read, at the recorded step, on that
+    step's batch and an outer batch."""
+    rng = np.random.default_rng(12)
+    batches = [random_batch(rng) for _ in range(2)]
+    outer = random_batch(rng)
+
+    def one_read(gate: Callable[..., float] | None) -> tuple[float, float, dict[str, float]]:
+        settings = HDSettings(
+            beta=0.5, interval=1, target_cos=0.0, pull=0.05, reference=1e-2, measure="target_update", pace_max=1.0
+        )  # interval 1 and pace_max 1: the read counts once
+        torch.manual_seed(3)
+        _, space, rule = lr_rule_on_agent(np.random.default_rng(5), settings)
+        rule.gate = gate
+        rule.on_target_update()
+        rule.gradient_step(batches[0], 0.95, 0.7, sample_outer=lambda: outer)  # the period's first step
+        before = float(space.z.detach()[0])
+        rule.gradient_step(batches[1], 0.95, 0.7, sample_outer=lambda: outer)  # reads
+        records = rule.records()
+        return float(space.z.detach()[0]) - before, records["hd/cosine"], records
+
+    calls: list[tuple[Batch, Batch]] = []
+    ungated, cosine, _ = one_read(None)
+    assert abs(cosine) > 1e-3, "the test needs a cosine off the set point"
+
+    def gate(inner: Batch, outer_batch: Batch, *_: object) -> float:
+        calls.append((inner, outer_batch))
+        return gate_sign * math.copysign(0.3, cosine)
+
+    moved, gated_cosine, records = one_read(gate)
+    assert gated_cosine == pytest.approx(cosine, abs=1e-12)
+    assert len(calls) == 1 and calls[0][0] is batches[0] and calls[0][1] is outer
+    pull_only = 0.05 * (math.log(1e-2) - math.log(1e-3))
+    assert ungated == pytest.approx(0.5 * cosine + pull_only, abs=1e-9)
+    if gate_sign > 0:
+        assert moved == pytest.approx(ungated, abs=1e-9) and records["hd/agree"] == 1.0
+    else:
+        assert moved == pytest.approx(pull_only, abs=1e-9) and records["hd/agree"] == 0.0
+    assert records["hd/gate"] == pytest.approx(gate_sign * math.copysign(0.3, cosine))
+
+
+def test_the_gate_is_built_from_the_config_and_off_by_default() -> None:
+    config = make_config(self_tuning__mode="meta")
+    assert build_tuner(config, warmed_up_agent(config, np.random.default_rng(0))).lr_rule.gate is None  # type: ignore[attr-defined]
+    config = make_config(self_tuning__mode="meta", self_tuning__hd_gate="lookahead")
+    tuner = build_tuner(config, warmed_up_agent(config, np.random.default_rng(0)))
+    assert isinstance(tuner, MetaGradientTuner) and isinstance(tuner.lr_rule.gate, LookaheadGate)  # type: ignore[union-attr]
+
+
+def test_a_pending_gate_opinion_survives_a_checkpoint() -> None:
+    """A checkpoint taken between a gated record and its read (the read's step in the next phase) keeps the
+    gate's opinion and its counts, so the resumed read gates as the uninterrupted one would."""
+    rng = np.random.default_rng(13)
+    settings = HDSettings(beta=0.5, interval=8, measure="target_update", pace_max=1.0)
+    _, _, rule = lr_rule_on_agent(rng, settings)
+    rule.gate = lambda *_: -0.25
+    rule.on_target_update()
+    rule.gradient_step(random_batch(rng), 0.95, 0.7, sample_outer=lambda: random_batch(rng))
+    state = rule.state_dict()
+    _, _, resumed = lr_rule_on_agent(np.random.default_rng(13), settings)
+    resumed.load_state_dict(state)
+    assert resumed._gate_value == -0.25 and resumed._measure_next
