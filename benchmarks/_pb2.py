@@ -30,16 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 from _common import FIXED, ROOT, BenchEnv, bench_config
-from study_efficiency import (
-    progress_record,
-    runner_seed,
-    sample_zoo_dqn,
-    zoo_config_params,
-    zoo_dqn_kwargs,
-    zoo_sampler,
-)
+from study_efficiency import progress_record, zoo_config_params, zoo_dqn_kwargs, zoo_startup_draws
 
 from dqnmap_auto.checkpoint import load, save_atomic
 from dqnmap_auto.config import TrainConfig
@@ -85,12 +77,9 @@ class PB2Job:
 def initial_members(job: PB2Job) -> list[dict[str, Any]]:
     """``population`` draws from rl-zoo3's DQN space, as Ray configs: the random startup trials of the studies
     of the same repetition (same sampler, same seed), so PB2 starts from the configurations they start from."""
-    study = optuna.create_study(sampler=zoo_sampler(runner_seed(job.seed, 0)))
     members = []
-    for index in range(job.population):
-        trial = study.ask()
-        sample_zoo_dqn(trial)
-        params = dict(trial.params)
+    for index, draw in enumerate(zoo_startup_draws(job.seed, job.population)):
+        params = dict(draw)
         members.append(
             {
                 "member": index,

@@ -37,8 +37,10 @@ line. The question is how soon each arm finds such an agent; running every study
 repetition's "best final return" is then its first one on the line, a lower bound of the full budget's;
 ``--full-budget`` runs everything to the end (its own JSONL keys).
 
-Resumable like study_efficiency.py (journals under ``results/<name>.tmp/``); a PB2 population a kill cut short
-starts over (``_pb2.py``: Ray Tune cannot restore PB2's scheduler). Usage::
+Resumable like study_efficiency.py (journals under ``results/<name>.tmp/``); a resumed study replays the
+startup draws its seed has left (``replay_startup_draws``), so it still trains the configurations the other arms
+of its repetition train; a PB2 population a kill cut short starts over (``_pb2.py``: Ray Tune cannot restore
+PB2's scheduler). Usage::
 
     PYTHONPATH=. python benchmarks/automl_cold.py --env cartpole --workers 2    # 5 repetitions x 4 arms
     PYTHONPATH=. python benchmarks/automl_cold.py --env acrobot --workers 2     # 3 repetitions
@@ -52,6 +54,7 @@ cores (the studies run --workers at a time).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -76,7 +79,8 @@ from _common import (
 )
 from _lamarck import INHERITED_FROM
 from ablation import wilson
-from study_efficiency import ZOO_TPE_STARTUP, StudyJob, StudySize, run_job
+from scipy.stats import wilcoxon
+from study_efficiency import ZOO_TPE_STARTUP, StudyJob, StudySize, run_job, zoo_startup_draws
 
 ARMS = {
     "zoo": "(a) rl-zoo3-style study, SB3 DQN",
@@ -304,6 +308,21 @@ def rep_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def startup_break(record: dict[str, Any]) -> int | None:
+    """The first trial of a study whose configuration is not its seed's next startup draw, where TPE was still
+    drawing at random (None: all are). A study resumed before ``replay_startup_draws`` existed was reseeded and
+    drew others from there on: it stays a fair sample of the space, but it no longer pairs with the other arms
+    of its repetition."""
+    if record["arm"] == "pb2":
+        return None
+    draws = iter(zoo_startup_draws(record["seed"]))
+    trials = sorted(record["trials"], key=lambda trial: trial["number"])
+    for trial in trials[:ZOO_TPE_STARTUP]:
+        if trial.get(INHERITED_FROM) is None and trial["params"] != next(draws):
+            return int(trial["number"])
+    return None
+
+
 def paired_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     """Env steps to the line side by side per repetition (same seed, same startup draws in every arm), and (c)'s
     ratio to the best of (a), (b), (d) in that repetition: with 3-5 repetitions, the medians alone hide how
@@ -345,7 +364,69 @@ def paired_lines(records: Sequence[dict[str, Any]]) -> list[str]:
         f"env steps in {halved} of {compared}.",
         "",
     ]
+    broken = [
+        f"{letter(record['arm'])} in repetition {record['rep']} from trial {number}"
+        for record in records
+        if (number := startup_break(record)) is not None
+    ]
+    if broken:
+        lines += [
+            "Startup draws not shared (a study resumed before resumed studies replayed their seed's draws, so "
+            f"it drew others; still a fair sample of the space, but not paired): {'; '.join(broken)}.",
+            "",
+        ]
     return lines
+
+
+#: Arm pairs compared trial by trial on the configurations both sampled: what self-tuning adds to one
+#: configuration, and whether this project's trainer matches SB3's on it.
+CONFIG_PAIRS = (("self", "fixed"), ("fixed", "zoo"))
+
+
+def config_pair_lines(records: Sequence[dict[str, Any]], threshold: float) -> list[str]:
+    """Trial values of two arms on the same configuration. TPE's startup trials are the same seeded random draws
+    in every arm of a repetition, so the arms train the same configurations side by side: a paired comparison
+    with many more pairs than repetitions, free of the sampler's path (later TPE draws differ and are left out:
+    only identical params pair). A pair needs a completed trial in both arms; a study ends at its first solved
+    trial, so the pairs come from the trials before both stopped."""
+    by_arm_rep: dict[tuple[str, int], dict[str, float]] = {}
+    for record in records:
+        values = by_arm_rep.setdefault((record["arm"], record["rep"]), {})
+        for trial in record["trials"]:
+            if trial["state"] == "COMPLETE" and trial["value"] is not None and trial.get(INHERITED_FROM) is None:
+                values.setdefault(json.dumps(trial["params"], sort_keys=True), float(trial["value"]))
+    rows = []
+    for arm, other in CONFIG_PAIRS:
+        pairs = [
+            (values[key], others[key])
+            for (name, rep), values in by_arm_rep.items()
+            if name == arm and (others := by_arm_rep.get((other, rep)))
+            for key in values.keys() & others.keys()
+        ]
+        if not pairs:
+            continue
+        diffs = [a - b for a, b in pairs]
+        nonzero = [d for d in diffs if d != 0]
+        p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
+        solved_a = sum(a >= threshold for a, _ in pairs)
+        solved_b = sum(b >= threshold for _, b in pairs)
+        rows.append(
+            f"| {letter(arm)} vs {letter(other)} | {len(pairs)} | {sum(d > 0 for d in diffs)} / "
+            f"{sum(d < 0 for d in diffs)} | {statistics.median(diffs):+.1f} | {p_value:.3g}"
+            f"{'' if p_value < 0.05 else ' (not significant)'} | {solved_a} / {solved_b} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Paired by configuration",
+        "",
+        "Same configuration (identical params, in practice TPE's seeded startup draws), same repetition, two arms:",
+        "",
+        "| arms | pairs | first higher / lower | median difference of values | Wilcoxon p | reached the line |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 # -- plot ------------------------------------------------------------------------------------------------------
@@ -430,7 +511,8 @@ def build_report(
         ],
     )
     table, medians = arm_lines(records, env, until_solved=until_solved)
-    lines += table + goal_lines(records, medians, size.reps) + paired_lines(records) + rep_lines(records)
+    lines += table + goal_lines(records, medians, size.reps) + paired_lines(records)
+    lines += config_pair_lines(records, env.threshold) + rep_lines(records)
     lines += [f"![best so far]({figure.name})", "", "## Cost", ""]
     full = StudySize(TRIALS, env.steps, N_EVALUATIONS, REPS[env.name])
     lines += cpu_estimate_lines(records, {arm: full.trials * full.steps * full.reps for arm in ARMS}, by="arm")

@@ -293,6 +293,57 @@ def runner_seed(seed: int, trials_in_study: int) -> int:
     return sampler_seeds(seed, trials_in_study, 1)[0]
 
 
+def zoo_startup_draws(seed: int, count: int = ZOO_TPE_STARTUP) -> list[dict[str, Any]]:
+    """The first ``count`` configurations a fresh study on rl-zoo3's space draws from ``seed`` (the runner's
+    sampler seed, ``runner_seed(seed, 0)``): TPE's startup trials are seeded random draws, so every arm of a
+    repetition trains these, and PB2 starts its population from them. Drawn in a throwaway in-memory study."""
+    study = optuna.create_study(sampler=zoo_sampler(runner_seed(seed, 0)))
+    draws = []
+    for _ in range(count):
+        trial = study.ask()
+        sample_zoo_dqn(trial)
+        draws.append(dict(trial.params))
+    return draws
+
+
+def own_draws(trials: Sequence[FrozenTrial | dict[str, Any]]) -> list[dict[str, Any]]:
+    """Params of the sampler's draws a study has run or queued, in trial order: every trial but the failed ones
+    (a killed trial's draw is either retried from its checkpoint, with the same params, or run again) and the
+    inherited children of automl_cold's (e). Takes Optuna trials or the JSONL's trial records (which hold
+    completed and pruned trials only)."""
+    rows = [
+        (t.number, t.params or t.system_attrs.get("fixed_params", {}), t.user_attrs.get(INHERITED_FROM))
+        if isinstance(t, FrozenTrial)  # a queued trial's params are its fixed ones until it starts
+        else (int(t["number"]), t["params"], t.get(INHERITED_FROM))
+        for t in trials
+        if (t.state if isinstance(t, FrozenTrial) else TrialState[t["state"]]) != TrialState.FAIL
+    ]
+    return [dict(params) for _, params, parent in sorted(rows, key=lambda row: row[0]) if parent is None]
+
+
+def replay_startup_draws(study: optuna.Study, seed: int) -> int:
+    """Enqueue the startup draws a resumed study has not run yet, in their order; returns how many.
+
+    Why: the runner reseeds a resumed study's sampler (and the rl-zoo3-style study mirrors it) so that it does
+    not repeat its own draws. That keeps a user's study sound, but it breaks what this benchmark pairs on: the
+    arms of a repetition training the same startup configurations. A killed trial's draw runs again (SB3) or is
+    already queued as its retry (the runner's, from its checkpoint; ``recover_stale_trials`` must run first). A
+    study whose draws differ from the seed's (resumed before this replay existed) is left alone.
+    """
+    draws = zoo_startup_draws(seed)
+    trials = study.get_trials(deepcopy=False)
+    own = own_draws(trials)
+    # startup slots left: TPE draws at random while fewer than its startup count of trials have run, children
+    # of (e) included (their draws then interleave with the children in another order than unbroken)
+    slots = len(draws) - sum(trial.state != TrialState.FAIL for trial in trials)
+    if not trials or slots <= 0 or own != draws[: len(own)]:
+        return 0
+    replay = draws[len(own) : len(own) + slots]
+    for params in replay:
+        study.enqueue_trial(params, skip_if_exists=False)
+    return len(replay)
+
+
 def open_zoo_study(job: StudyJob) -> optuna.Study:
     """The rl-zoo3-style study of ``job`` (new or continued): TPE and median pruner as rl-zoo3 sets them. On
     rl-zoo3's space in every arm (``zoo_space``), it takes the runner's seed: all arms start from the same draws.
@@ -309,6 +360,7 @@ def open_zoo_study(job: StudyJob) -> optuna.Study:
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     if job.zoo_space:
         study.sampler = zoo_sampler(runner_seed(job.seed, len(study.get_trials(deepcopy=False))))
+        replay_startup_draws(study, job.seed)
     return study
 
 
@@ -389,10 +441,15 @@ def run_dqnmap_study(job: StudyJob) -> optuna.Study:
 def run_runner_study(job: StudyJob, spec: Any, *, sample: Any = None, callbacks: Sequence[Any] = ()) -> optuna.Study:
     """Run (or finish) ``spec``'s study with dqnmap-auto's study runner; ``sample``, ``callbacks``: see
     ``run_study``."""
+    from dqnmap_auto.tuning.recovery import recover_stale_trials
     from dqnmap_auto.tuning.study import StudyLocation, create_or_continue, run_study
 
     location = StudyLocation(storage=str(job.workdir / f"{job.name}.journal"), directory=job.workdir / job.name)
     study = create_or_continue(spec, location)
+    if job.zoo_space and job.remaining(study) > 0:
+        # a killed run's trial gets its retry (from its checkpoint) before the replayed draws that follow it
+        recover_stale_trials(study, grace=spec.study.stale_after)
+        replay_startup_draws(study, job.seed)
     remaining = job.remaining(study)
     if remaining > 0:  # a killed run's RUNNING trial is failed and retried from its checkpoint by run_study
         run_study(

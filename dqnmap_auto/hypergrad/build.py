@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from dqnmap_auto.agent.dqn import DQNAgent
@@ -50,22 +52,6 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         measure=tuning.hd_measure,
         pace_max=tuning.hd_pace_max,
     )
-    gate: LearningRateGate | None = None
-    if tuning.hd_gate == "lookahead" and "lr" in space.names:
-        gate = LookaheadGate(
-            space,
-            agent,
-            LookaheadSettings(
-                lookahead=1,
-                reference_gamma=None,  # scored at the run's own gamma and delta: the loss it trains on
-                reference_delta=None,
-                max_grad_norm=config.agent.max_grad_norm,
-                double_dqn=config.agent.double_dqn,
-                adam_eps=config.agent.adam_eps,
-            ),
-        )
-    if tuning.mode == "hd":
-        return HypergradientDescentTuner(space, agent, hd, gate=gate)
     settings = LookaheadSettings(
         lookahead=tuning.lookahead,
         # an untuned value is scored at the run's own (current) value: no collapse to guard against
@@ -76,6 +62,15 @@ def build_tuner(config: TrainConfig, agent: DQNAgent, *, use_schedule: bool = Fa
         adam_eps=config.agent.adam_eps,
         target_schedule=tuning.lookahead_target,
     )
+    gate: LearningRateGate | None = None
+    if tuning.hd_gate == "lookahead" and "lr" in space.names:
+        # one step, scored at the run's own gamma and delta: the loss it trains on
+        gate_settings = replace(
+            settings, lookahead=1, reference_gamma=None, reference_delta=None, target_schedule="polyak"
+        )
+        gate = LookaheadGate(space, agent, gate_settings)
+    if tuning.mode == "hd":
+        return HypergradientDescentTuner(space, agent, hd, gate=gate)
     return MetaGradientTuner(
         space,
         agent,
