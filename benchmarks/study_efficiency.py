@@ -306,19 +306,15 @@ def zoo_startup_draws(seed: int, count: int = ZOO_TPE_STARTUP) -> list[dict[str,
     return draws
 
 
-def own_draws(trials: Sequence[FrozenTrial | dict[str, Any]]) -> list[dict[str, Any]]:
+def own_draws(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """Params of the sampler's draws a study has run or queued, in trial order: every trial but the failed ones
     (a killed trial's draw is either retried from its checkpoint, with the same params, or run again) and the
-    inherited children of automl_cold's (e). Takes Optuna trials or the JSONL's trial records (which hold
-    completed and pruned trials only)."""
-    rows = [
-        (t.number, t.params or t.system_attrs.get("fixed_params", {}), t.user_attrs.get(INHERITED_FROM))
-        if isinstance(t, FrozenTrial)  # a queued trial's params are its fixed ones until it starts
-        else (int(t["number"]), t["params"], t.get(INHERITED_FROM))
-        for t in trials
-        if (t.state if isinstance(t, FrozenTrial) else TrialState[t["state"]]) != TrialState.FAIL
+    inherited children of automl_cold's (e). A queued trial's params are its fixed ones until it starts."""
+    return [
+        dict(trial.params or trial.system_attrs.get("fixed_params", {}))
+        for trial in sorted(trials, key=lambda trial: trial.number)
+        if trial.state != TrialState.FAIL and trial.user_attrs.get(INHERITED_FROM) is None
     ]
-    return [dict(params) for _, params, parent in sorted(rows, key=lambda row: row[0]) if parent is None]
 
 
 def replay_startup_draws(study: optuna.Study, seed: int) -> int:
@@ -330,13 +326,14 @@ def replay_startup_draws(study: optuna.Study, seed: int) -> int:
     already queued as its retry (the runner's, from its checkpoint; ``recover_stale_trials`` must run first). A
     study whose draws differ from the seed's (resumed before this replay existed) is left alone.
     """
-    draws = zoo_startup_draws(seed)
     trials = study.get_trials(deepcopy=False)
-    own = own_draws(trials)
+    if not trials:  # a fresh study draws them itself
+        return 0
+    draws, own = zoo_startup_draws(seed), own_draws(trials)
     # startup slots left: TPE draws at random while fewer than its startup count of trials have run, children
     # of (e) included (their draws then interleave with the children in another order than unbroken)
     slots = len(draws) - sum(trial.state != TrialState.FAIL for trial in trials)
-    if not trials or slots <= 0 or own != draws[: len(own)]:
+    if slots <= 0 or own != draws[: len(own)]:
         return 0
     replay = draws[len(own) : len(own) + slots]
     for params in replay:
