@@ -17,14 +17,31 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from dqnmap_auto.tuning.recovery import RETRY_OF_ATTR
+
 INHERITED_FROM = "inherited_from"
+
+
+def inherited_from(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | None:
+    """The parent of an inherited child, else None. A killed child's retry carries only ``dqnmap.retry_of``
+    (the runner's ``enqueue_retry`` copies params, not user attributes), so the link is followed through it;
+    else a retried child would pass for a sampler draw and its parent would look childless."""
+    by_number = {t.number: t for t in trials}
+    seen: set[int] = set()
+    while trial.user_attrs.get(INHERITED_FROM) is None:
+        retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
+        if retry_of is None or retry_of in seen or retry_of not in by_number:
+            return None
+        seen.add(retry_of)
+        trial = by_number[retry_of]
+    return trial.user_attrs[INHERITED_FROM]
 
 
 def zoo_inherited_params(hp_final: dict[str, float]) -> dict[str, float]:
@@ -70,9 +87,9 @@ class InheritSelfTuned:
         values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if not values or trial.value < statistics.median(values):
             return
-        if any(t.user_attrs.get(INHERITED_FROM) == trial.number for t in trials):
+        if any(inherited_from(t, trials) == trial.number for t in trials):
             return
-        parent = trial.user_attrs.get(INHERITED_FROM)
+        parent = inherited_from(trial, trials)
         if parent is not None and not _improved(trial, trials[parent]):
             return
         child = dict(trial.params)

@@ -6,7 +6,8 @@ time-multiplexing members over the cores); this module is the thin adapter: one 
 ``dqnmap_auto.trainer.Trainer`` trained in chunks of ``interval`` env steps, each chunk ending with a periodic
 evaluation (the metric PB2 ranks) and a checkpoint of the Trainer's whole state (``Trainer.state_dict``: networks,
 optimizer, replay, RNGs) through Ray Tune's checkpoint API. An exploited member restores another's checkpoint
-and continues with the hyperparameters PB2 chose for it.
+and continues with the hyperparameters PB2 chose for it. Each member also logs its chunks and keeps its last two
+states outside Ray, so that a killed population resumes at its last complete round (``_pb2_resume.py``).
 
 The population starts from rl-zoo3's DQN space: the first, random draws of the same repetition's studies (same
 sampler, seed and ``sample_zoo_dqn``), so every arm starts from the same configurations. PB2 needs continuous
@@ -103,8 +104,10 @@ def member_config(job: PB2Job, config: dict[str, Any]) -> TrainConfig:
 
 
 def train_member(config: dict[str, Any], *, job: PB2Job) -> None:
-    """Ray Tune's function trainable: one member, from its checkpoint when Ray restores or exploits it."""
+    """Ray Tune's function trainable: one member, from its checkpoint when Ray restores or exploits it, or from
+    its slot's state at the round a resumed run restarts from (``_pb2_resume``), which it first reports again."""
     import torch
+    from _pb2_resume import RESUME_STEP, SLOT, MemberLog
     from ray import tune
 
     from dqnmap_auto.trainer import Trainer
@@ -113,15 +116,23 @@ def train_member(config: dict[str, Any], *, job: PB2Job) -> None:
     started = time.perf_counter()
     train_config = member_config(job, config)
     trainer = Trainer(train_config)
+    log = MemberLog(members_folder(job), config[SLOT])
     checkpoint = tune.get_checkpoint()
+    resumed = checkpoint is None and config.get(RESUME_STEP) is not None
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load(Path(folder) / STATE_FILE))
+    elif resumed:
+        trainer.load_state_dict(load(log.state_path(config[RESUME_STEP])))
+    if checkpoint is not None or resumed:
         # the restored optimizer and tuner carry the old values: PB2's (lr, gamma) take over; epsilon reads
         # the new exploration settings from the config
         trainer.tuner.set_value("lr", train_config.agent.lr)
         trainer.tuner.set_value("gamma", train_config.agent.gamma)
     trainer.start()
+    if resumed:  # the round again, for PB2's decision; its chunk is in the log already
+        _report_chunk(trainer, job, log, config, trainer.step, started, logged=False)
+        started = time.perf_counter()
     total = train_config.training.total_steps
     while True:
         before = trainer.step
@@ -129,19 +140,55 @@ def train_member(config: dict[str, Any], *, job: PB2Job) -> None:
             trainer.train_until(before + job.interval)
         except DivergenceError as error:  # a recorded end of this member, scored as the env's worst return
             trainer.close()
-            tune.report(_metrics(trainer, before, started, eval_return=job.env.worst, diverged=error.reason))
+            metrics = _metrics(trainer, before, started, eval_return=job.env.worst, diverged=error.reason)
+            log.append(_log_row(metrics, config))
+            tune.report(metrics)
             return
         if trainer.solved_at is not None or trainer.step >= total:
             final = trainer.finish().final_eval.mean  # 20 episodes, on the policy that reached the line
-            tune.report(_metrics(trainer, before, started, eval_return=final, final_return=final))
+            metrics = _metrics(trainer, before, started, eval_return=final, final_return=final)
+            log.append(_log_row(metrics, config))
+            tune.report(metrics)
             return
-        last = trainer.last_eval
-        metrics = _metrics(trainer, before, started, eval_return=last.mean if last is not None else job.env.worst)
-        with tempfile.TemporaryDirectory() as folder:
-            save_atomic(trainer.state_dict(), Path(folder) / STATE_FILE)
-            metrics["chunk_s"] = round(time.perf_counter() - started, 3)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        _report_chunk(trainer, job, log, config, before, started, logged=True)
         started = time.perf_counter()
+
+
+def _report_chunk(
+    trainer: Any, job: PB2Job, log: Any, config: dict[str, Any], before: int, started: float, *, logged: bool
+) -> None:
+    """A chunk's end: the state saved (the slot's copy first: Ray's may be lost to a kill), its line logged,
+    then the report to Ray, with the checkpoint PB2 exploits and restores from."""
+    from ray import tune
+
+    last = trainer.last_eval
+    metrics = _metrics(trainer, before, started, eval_return=last.mean if last is not None else job.env.worst)
+    state = trainer.state_dict()
+    if logged:
+        log.save_state(state, trainer.step)
+        metrics["chunk_s"] = round(time.perf_counter() - started, 3)
+        log.append(_log_row(metrics, config))
+    with tempfile.TemporaryDirectory() as folder:
+        save_atomic(state, Path(folder) / STATE_FILE)
+        metrics["chunk_s"] = round(time.perf_counter() - started, 3)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _log_row(metrics: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """A member log's line: the chunk's metrics and the config it trained with (a resume restarts from it)."""
+    from _pb2_resume import RESUME_STEP
+
+    return {
+        "member_step": metrics["env_steps"],
+        "done": metrics[DONE],
+        "config": {key: value for key, value in config.items() if key != RESUME_STEP},
+        **{key: value for key, value in metrics.items() if key not in ("env_steps", DONE)},
+    }
+
+
+def members_folder(job: PB2Job) -> Path:
+    """Where the members of ``job`` keep their logs and states (``_pb2_resume.MemberLog``)."""
+    return job.workdir / f"{job.name}.members"
 
 
 def _metrics(trainer: Any, before: int, started: float, **values: Any) -> dict[str, Any]:
@@ -178,21 +225,38 @@ def member_stopper(job: PB2Job) -> Any:
     return MemberStopper()
 
 
-def _tuner(job: PB2Job) -> Any:
-    """A new Tuner for ``job`` (a population a killed run left is removed: see below)."""
+def _plan(job: PB2Job) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
+    """The members to run (Ray configs), PB2's data from an earlier run, and the round resumed at (None: fresh).
+
+    Ray's own folder of a killed run is removed (not resumed from, see ``_pb2_resume``); the members' logs are
+    resumed from their last complete round when there is one, else removed too.
+    """
+    from _pb2_resume import SLOT, find_resume
+
+    ray_folder, folder = job.workdir / job.name, members_folder(job)
+    if ray_folder.exists():
+        shutil.rmtree(ray_folder)
+    resume = find_resume(folder, job.population) if folder.exists() else None
+    if resume is not None:
+        print(f"{job.name}: resuming the population at env step {resume.step} of each member", file=sys.stderr)
+        return resume.members, resume.data, resume.step
+    if folder.exists():
+        print(f"warning: {folder}: no round every member finished; the population starts over", file=sys.stderr)
+        shutil.rmtree(folder)
+    return [{**member, SLOT: index} for index, member in enumerate(initial_members(job))], [], None
+
+
+def _tuner(job: PB2Job, members: list[dict[str, Any]], seed: list[dict[str, Any]], resume_step: int | None) -> Any:
+    """A Tuner for ``members``, its PB2 starting from ``seed`` (PB2's data of an earlier run) at ``resume_step``."""
+    from _pb2_resume import ResumablePB2
     from ray import tune
-    from ray.tune.schedulers.pb2 import PB2
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     trainable = tune.with_resources(tune.with_parameters(train_member, job=job), {"cpu": 1})
-    path = job.workdir / job.name
-    if path.exists():
-        # Not resumed: Ray saves no scheduler state, so a restored PB2 starts with an empty GP and a synchronous
-        # perturbation clock that can leave every member paused (Ray PR #48616, unmerged); the chunks reported
-        # after the last checkpoint would also count twice. A killed population starts over.
-        print(f"warning: {path}: a killed run's PB2 population; PB2 cannot resume, it starts over", file=sys.stderr)
-        shutil.rmtree(path)
-    scheduler = PB2(
+    scheduler = ResumablePB2(
+        folder=members_folder(job),
+        seed=seed,
+        resume_step=resume_step,
         time_attr="env_steps",
         metric=METRIC,
         mode="max",
@@ -200,15 +264,14 @@ def _tuner(job: PB2Job) -> Any:
         hyperparam_bounds=BOUNDS,
         synch=True,  # every member perturbs at the same env step: each trains exactly member_steps
     )
-    members = initial_members(job)
-    # every key a domain that holds each member's draw: points_to_evaluate then sets the members quietly
+    # every key a domain that holds each member's value: points_to_evaluate then sets the members quietly
     space = {key: tune.choice([member[key] for member in members]) for key in members[0]}
     return tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler,
-            num_samples=job.population,
+            num_samples=len(members),
             search_alg=BasicVariantGenerator(points_to_evaluate=members),
         ),
         run_config=tune.RunConfig(
@@ -223,8 +286,10 @@ def _tuner(job: PB2Job) -> Any:
 
 
 def run_pb2(job: PB2Job) -> dict[str, Any]:
-    """The pool's task function: run (or finish) one PB2 population, then describe it like a study."""
+    """The pool's task function: run (or finish) one PB2 population, then describe it like a study, from the
+    members' logs (a resumed population's chunks before the kill included)."""
     import ray
+    from _pb2_resume import member_logs
 
     job.workdir.mkdir(parents=True, exist_ok=True)
     # Ray's workers import this module by name: they need the benchmarks folder and the repo on their path
@@ -232,59 +297,49 @@ def run_pb2(job: PB2Job) -> dict[str, Any]:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = time.perf_counter()
-    ray.init(num_cpus=job.workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    try:
-        grid = _tuner(job).fit()
-    finally:
-        ray.shutdown()
-    errors = [str(result.error).splitlines()[0] for result in grid if result.error is not None]
-    if errors:
-        raise RuntimeError(f"PB2 {job.name}: {len(errors)} member(s) failed, first: {errors[0]}")
-    rows = [row for index, result in enumerate(grid) for row in _rows(result, index)]
+    members, seed, resumed_at = _plan(job)
+    if members:
+        ray.init(num_cpus=job.workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            grid = _tuner(job, members, seed, resumed_at).fit()
+        finally:
+            ray.shutdown()
+        errors = [str(result.error).splitlines()[0] for result in grid if result.error is not None]
+        if errors:
+            raise RuntimeError(f"PB2 {job.name}: {len(errors)} member(s) failed, first: {errors[0]}")
+    logs = {log.slot: log.rows() for log in member_logs(members_folder(job))}
+    rows = [_event(row, slot) for slot, chunks in logs.items() for row in chunks]
     record = progress_record(sorted(rows, key=lambda r: r["reported_at"]), threshold=job.env.threshold)
     record["trials"] = [_lean(row) for row in record["trials"]]
-    members = [{"member": index, "final": _final(r), "config": _public(r.config or {})} for index, r in enumerate(grid)]
-    finals = [m["final"] for m in members if m["final"] is not None]
+    finals = {slot: chunks[-1].get("final_return") for slot, chunks in logs.items() if chunks}
     record.update(
-        n_finished=len(members),
+        n_finished=len(logs),
         frac_pruned=None,
-        members=members,
-        best=max(finals) if finals else None,
+        members=[
+            {"member": slot, "final": finals.get(slot), "config": _public(chunks[-1]["config"])}
+            for slot, chunks in logs.items()
+            if chunks
+        ],
+        best=max((f for f in finals.values() if f is not None), default=None),
         session_s=round(time.perf_counter() - started, 1),
+        resumed_at=resumed_at,
         population=job.population,
         member_steps=job.member_steps,
     )
     return record
 
 
-def _rows(result: Any, member: int) -> list[dict[str, Any]]:
-    """A member's reports as progress events (a chunk; its value is the final evaluation, at its end only).
-
-    ``member`` is the Ray trial's index: ``config["member"]`` names the initial draw, which an exploit copies.
-    """
-    frame = result.metrics_dataframe
-    if frame is None:  # stopped (until solved) before its first report: nothing to count
-        return []
-    rows = []
-    for report in frame.to_dict("records"):
-        final = report.get("final_return")
-        rows.append(
-            {
-                "number": member,
-                "value": None if final is None or math.isnan(final) else float(final),
-                "env_steps": int(report["chunk_steps"]),
-                "seconds": float(report["chunk_s"]),
-                "eval_return": float(report[METRIC]),
-                "member_step": int(report["env_steps"]),
-                "reported_at": float(report["reported_at"]),
-            }
-        )
-    return rows
-
-
-def _final(result: Any) -> float | None:
-    final = (result.metrics or {}).get("final_return")
-    return None if final is None or math.isnan(final) else float(final)
+def _event(row: dict[str, Any], slot: int) -> dict[str, Any]:
+    """A member log's chunk as a progress event (its value is the final evaluation, at the member's end only)."""
+    return {
+        "number": slot,
+        "value": row.get("final_return"),
+        "env_steps": int(row["chunk_steps"]),
+        "seconds": float(row["chunk_s"]),
+        "eval_return": float(row[METRIC]),
+        "member_step": int(row["member_step"]),
+        "reported_at": float(row["reported_at"]),
+    }
 
 
 def _lean(row: dict[str, Any]) -> dict[str, Any]:

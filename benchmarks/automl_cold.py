@@ -39,8 +39,8 @@ repetition's "best final return" is then its first one on the line, a lower boun
 
 Resumable like study_efficiency.py (journals under ``results/<name>.tmp/``); a resumed study replays the
 startup draws its seed has left (``replay_startup_draws``), so it still trains the configurations the other arms
-of its repetition train; a PB2 population a kill cut short starts over (``_pb2.py``: Ray Tune cannot restore
-PB2's scheduler). Usage::
+of its repetition train; a PB2 population a kill cut short restarts from the last round all its members finished,
+with PB2's data up to it (``_pb2_resume.py``: Ray Tune's own restore keeps no scheduler state). Usage::
 
     PYTHONPATH=. python benchmarks/automl_cold.py --env cartpole --workers 2    # 5 repetitions x 4 arms
     PYTHONPATH=. python benchmarks/automl_cold.py --env acrobot --workers 2     # 3 repetitions
@@ -390,7 +390,10 @@ def config_pair_lines(records: Sequence[dict[str, Any]], threshold: float) -> li
     only identical params pair). A pair needs a completed trial in both arms; a study ends at its first solved
     trial, so the pairs come from the trials before both stopped."""
     by_arm_rep: dict[tuple[str, int], dict[str, float]] = {}
+    paired_arms = {arm for pair in CONFIG_PAIRS for arm in pair}  # studies: PB2's members are not trials
     for record in records:
+        if record["arm"] not in paired_arms:
+            continue
         values = by_arm_rep.setdefault((record["arm"], record["rep"]), {})
         for trial in record["trials"]:
             if trial["state"] == "COMPLETE" and trial["value"] is not None and trial.get(INHERITED_FROM) is None:

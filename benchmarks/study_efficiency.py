@@ -63,7 +63,7 @@ from _common import (
     run_tasks,
     write_report,
 )
-from _lamarck import INHERITED_FROM, InheritSelfTuned, zoo_inherited_params
+from _lamarck import INHERITED_FROM, InheritSelfTuned, inherited_from, zoo_inherited_params
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -309,11 +309,12 @@ def zoo_startup_draws(seed: int, count: int = ZOO_TPE_STARTUP) -> list[dict[str,
 def own_draws(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """Params of the sampler's draws a study has run or queued, in trial order: every trial but the failed ones
     (a killed trial's draw is either retried from its checkpoint, with the same params, or run again) and the
-    inherited children of automl_cold's (e). A queued trial's params are its fixed ones until it starts."""
+    inherited children of automl_cold's (e), retries of a child included. A queued trial's params are its fixed
+    ones until it starts."""
     return [
         dict(trial.params or trial.system_attrs.get("fixed_params", {}))
         for trial in sorted(trials, key=lambda trial: trial.number)
-        if trial.state != TrialState.FAIL and trial.user_attrs.get(INHERITED_FROM) is None
+        if trial.state != TrialState.FAIL and inherited_from(trial, trials) is None
     ]
 
 
@@ -509,7 +510,8 @@ def progress_record(events: Sequence[dict[str, Any]], *, threshold: float) -> di
 
 def study_record(study: optuna.Study, *, threshold: float) -> dict[str, Any]:
     """Trials in completion order with the running env-step count; when the threshold was first reached."""
-    finished = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: _times(t)[1])
+    trials = study.get_trials(deepcopy=False)
+    finished = sorted((t for t in trials if t.state in FINISHED), key=lambda t: _times(t)[1])
     events = []
     for trial in finished:
         started, completed = _times(trial)
@@ -521,7 +523,7 @@ def study_record(study: optuna.Study, *, threshold: float) -> dict[str, Any]:
                 "env_steps": trial_steps(trial),
                 "seconds": round((completed - started).total_seconds(), 1),
                 "params": trial.params,
-                INHERITED_FROM: trial.user_attrs.get(INHERITED_FROM),  # automl_cold's (e)
+                INHERITED_FROM: inherited_from(trial, trials),  # automl_cold's (e)
             }
         )
     pruned = sum(event["state"] == "PRUNED" for event in events)
