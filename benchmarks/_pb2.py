@@ -52,6 +52,7 @@ METRIC = "eval_return"
 #: otherwise exploit at that step too and send a bottom member back to its last checkpoint to train again).
 DONE = "member_done"
 STATE_FILE = "trainer.pt"
+SETTINGS_FILE = "settings.json"  # in the members' folder: a resume needs the same
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,9 @@ def _log_row(metrics: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
 
 def members_folder(job: PB2Job) -> Path:
-    """Where the members of ``job`` keep their logs and states (``_pb2_resume.MemberLog``)."""
-    return job.workdir / f"{job.name}.members"
+    """Where the members of ``job`` keep their logs and states (``_pb2_resume.MemberLog``); absolute, because Ray
+    runs each member in its own trial folder."""
+    return job.workdir.resolve() / f"{job.name}.members"
 
 
 def _metrics(trainer: Any, before: int, started: float, **values: Any) -> dict[str, Any]:
@@ -229,21 +231,41 @@ def _plan(job: PB2Job) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int 
     """The members to run (Ray configs), PB2's data from an earlier run, and the round resumed at (None: fresh).
 
     Ray's own folder of a killed run is removed (not resumed from, see ``_pb2_resume``); the members' logs are
-    resumed from their last complete round when there is one, else removed too.
+    resumed from their last complete round when there is one and they were written under the same settings,
+    else removed too.
     """
     from _pb2_resume import SLOT, find_resume
 
     ray_folder, folder = job.workdir / job.name, members_folder(job)
     if ray_folder.exists():
         shutil.rmtree(ray_folder)
-    resume = find_resume(folder, job.population) if folder.exists() else None
+    settings, settings_path = _settings(job), folder / SETTINGS_FILE
+    same = settings_path.exists() and json.loads(settings_path.read_text()) == settings
+    solved_at = job.env.threshold if job.until_solved else None
+    resume = find_resume(folder, job.population, solved_at=solved_at) if same else None
     if resume is not None:
         print(f"{job.name}: resuming the population at env step {resume.step} of each member", file=sys.stderr)
         return resume.members, resume.data, resume.step
     if folder.exists():
-        print(f"warning: {folder}: no round every member finished; the population starts over", file=sys.stderr)
+        why = "no round every member finished" if same else "written under other settings"
+        print(f"warning: {folder}: {why}; the population starts over", file=sys.stderr)
         shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    settings_path.write_text(json.dumps(settings))
     return [{**member, SLOT: index} for index, member in enumerate(initial_members(job))], [], None
+
+
+def _settings(job: PB2Job) -> dict[str, Any]:
+    """What a population's logs depend on: a resume under other settings would mix two populations."""
+    return {
+        "env": job.env.name,
+        "seed": job.seed,
+        "population": job.population,
+        "member_steps": job.member_steps,
+        "interval": job.interval,
+        "extra": list(job.extra),
+        "until_solved": job.until_solved,
+    }
 
 
 def _tuner(job: PB2Job, members: list[dict[str, Any]], seed: list[dict[str, Any]], resume_step: int | None) -> Any:

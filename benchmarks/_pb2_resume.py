@@ -104,16 +104,22 @@ class Resume:
     data: list[dict[str, Any]]  # PB2's data from before the round, by slot
 
 
-def find_resume(folder: Path, population: int) -> Resume | None:
+def find_resume(folder: Path, population: int, *, solved_at: float | None = None) -> Resume | None:
     """The round a killed population in ``folder`` restarts from, after dropping the chunks past it; None when
     there is none (no member finished a chunk, or a member's state at the round is missing): start over.
 
     Members that ended by the round (diverged, or reached their budget) stay ended; ``members`` is empty when all
-    did (the run ended before its record was written: nothing to train).
+    did, or when a member's final evaluation reached ``solved_at`` (an until-solved population that Ray stopped,
+    killed before its record was written): nothing to train, the record is built from the logs as they are.
     """
     logs = member_logs(folder)
     rows = {log.slot: log.rows() for log in logs}
-    if len(logs) < population or any(not chunks for chunks in rows.values()):
+    data_path = folder / DATA_FILE
+    data = json.loads(data_path.read_text()) if data_path.exists() else []
+    finals = [row.get("final_return") for chunks in rows.values() for row in chunks]
+    if solved_at is not None and any(final is not None and final >= solved_at for final in finals):
+        return Resume(max(row["member_step"] for chunks in rows.values() for row in chunks), [], data)
+    if len(logs) != population or any(not chunks for chunks in rows.values()):
         return None
     open_ends = [chunks[-1]["member_step"] for chunks in rows.values() if not chunks[-1]["done"]]
     step = min(open_ends, default=max(chunks[-1]["member_step"] for chunks in rows.values()))
@@ -128,8 +134,6 @@ def find_resume(folder: Path, population: int) -> Resume | None:
         if last["member_step"] != step or not log.state_path(step).exists():
             return None
         members.append({**last["config"], SLOT: log.slot, RESUME_STEP: step})
-    data_path = folder / DATA_FILE
-    data = json.loads(data_path.read_text()) if data_path.exists() else []
     return Resume(step, members, [row for row in data if row["Time"] < step])
 
 
