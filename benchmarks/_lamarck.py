@@ -79,6 +79,9 @@ class InheritSelfTuned:
     """
 
     to_params: Callable[[dict[str, float]], dict[str, float]]
+    #: The ablation of automl_cold's (f): the child's lr is its parent's starting lr times this factor, not the
+    #: lr its inner loop ended at (the rest as above), so a win can be told from "a good draw, at a higher lr".
+    lr_factor: float | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE or trial.value is None or not trial.user_attrs.get("tuned"):
@@ -93,7 +96,10 @@ class InheritSelfTuned:
         if parent is not None and not _improved(trial, trials[parent]):
             return
         child = dict(trial.params)
-        for name, value in self.to_params(trial.user_attrs.get("hp_final", {})).items():
+        inherited = self.to_params(trial.user_attrs.get("hp_final", {}))
+        if self.lr_factor is not None and "learning_rate" in trial.params:
+            inherited["learning_rate"] = trial.params["learning_rate"] * self.lr_factor
+        for name, value in inherited.items():
             clipped = _clipped(value, trial.distributions.get(name))
             if clipped is not None and math.isfinite(clipped):
                 child[name] = clipped

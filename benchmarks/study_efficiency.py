@@ -109,6 +109,7 @@ class StudyJob:
     first_seed: int = 1  # repetition r uses seed first_seed + r (sampler and agents)
     zoo_space: bool = False  # (b), (c) search rl-zoo3's space with rl-zoo3's sampler and pruner (automl_cold)
     inherit: bool = False  # automl_cold's (e): good trials' self-tuned values enqueued as new trials (_lamarck.py)
+    inherit_lr_factor: float | None = None  # automl_cold's (f): (e) with the child's lr at its parent's x factor
     until_solved: bool = False  # automl_cold: the study ends at its first trial whose value reaches the line
 
     @property
@@ -429,7 +430,7 @@ def zoo_space_spec(job: StudyJob) -> Any:
 
 def run_dqnmap_study(job: StudyJob) -> optuna.Study:
     if job.zoo_space:
-        callbacks = (InheritSelfTuned(zoo_inherited_params),) if job.inherit else ()
+        callbacks = (InheritSelfTuned(zoo_inherited_params, job.inherit_lr_factor),) if job.inherit else ()
         return run_runner_study(
             job, zoo_space_spec(job), sample=sample_zoo_config, callbacks=(*callbacks, *job.callbacks)
         )
