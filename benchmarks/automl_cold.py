@@ -25,7 +25,7 @@ n_evaluations // 3), no enqueued trial; the settings outside the space are rl-zo
 pruner sees the same data in every arm: (a) reports as dqnmap-auto's runner does (a run solved early carries its
 last periodic mean through the later indices; the final evaluation is the value, never an intermediate value).
 (d) mutates the continuous ones (lr, 1 - gamma, exploration fraction, final eps) within the same ranges.
-Self-tuning clamps a starting gamma into its bounds (at most 0.9995), so in (c) and (e) rl-zoo3's draws above
+Self-tuning clamps a starting gamma into its bounds (at most 0.9995), so in (c), (e) and (f) rl-zoo3's draws above
 0.9995 start there.
 
 Budget per repetition: 20 trials of at most the env's rl-zoo3 budget (CartPole-v1 50k, Acrobot-v1 100k), 5
@@ -510,7 +510,7 @@ def build_report(
         notes=[
             f"Repetitions use seeds {FIRST_SEED}..{FIRST_SEED + size.reps - 1} (sampler, agents, PB2's initial "
             "draws); development used 0-99, tests 100-109",
-            f"(a)-(c) and (e): rl-zoo3's DQN space (same Optuna params), TPE n_startup_trials={ZOO_TPE_STARTUP} "
+            f"(a)-(c), (e) and (f): rl-zoo3's DQN space (same Optuna params), TPE n_startup_trials={ZOO_TPE_STARTUP} "
             f"multivariate, MedianPruner(n_startup_trials={ZOO_TPE_STARTUP}, warm-up {size.n_evaluations // 3} "
             f"of {size.n_evaluations} evaluations), no enqueued trial; other settings: rl-zoo3's {env.name} row",
             f"(d): PB2, {population} members of {budget // population:,} env steps each, synchronous perturbation "
@@ -522,8 +522,8 @@ def build_report(
             "(sum of the runs' wall times, 1 thread each) count everything run before it, pruned runs included",
             "The pruner sees the same data in every study: (a) reports as the runner does (a run solved early "
             "carries its last periodic mean through the later evaluations; the final evaluation is the value "
-            "only). Self-tuning clamps a starting gamma to at most 0.9995, so in (c) and (e) rl-zoo3's draws above "
-            "it start there",
+            "only). Self-tuning clamps a starting gamma to at most 0.9995, so in (c), (e) and (f) rl-zoo3's draws "
+            "above it start there",
             "(e): as (c), and a trial that completes with a value at least the median of the study's completed "
             "ones hands its final self-tuned lr and gamma (gamma as sampled under v7; clipped into the space) to "
             "one new trial, enqueued with its other params (a child has a child only if it beat its parent); "
