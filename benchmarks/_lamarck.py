@@ -33,14 +33,16 @@ def inherited_from(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int | N
     """The parent of an inherited child, else None. A killed child's retry carries only ``dqnmap.retry_of``
     (the runner's ``enqueue_retry`` copies params, not user attributes), so the link is followed through it;
     else a retried child would pass for a sampler draw and its parent would look childless."""
-    by_number = {t.number: t for t in trials}
     seen: set[int] = set()
     while trial.user_attrs.get(INHERITED_FROM) is None:
         retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
-        if retry_of is None or retry_of in seen or retry_of not in by_number:
+        if retry_of is None or retry_of in seen:
             return None
         seen.add(retry_of)
-        trial = by_number[retry_of]
+        retried = next((t for t in trials if t.number == retry_of), None)
+        if retried is None:
+            return None
+        trial = retried
     return trial.user_attrs[INHERITED_FROM]
 
 

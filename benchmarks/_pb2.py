@@ -34,7 +34,7 @@ from typing import Any
 from _common import FIXED, ROOT, BenchEnv, bench_config
 from study_efficiency import progress_record, zoo_config_params, zoo_dqn_kwargs, zoo_startup_draws
 
-from dqnmap_auto.checkpoint import load, save_atomic
+from dqnmap_auto.checkpoint import load
 from dqnmap_auto.config import TrainConfig
 from dqnmap_auto.errors import DivergenceError
 
@@ -159,18 +159,19 @@ def _report_chunk(
     trainer: Any, job: PB2Job, log: Any, config: dict[str, Any], before: int, started: float, *, logged: bool
 ) -> None:
     """A chunk's end: the state saved (the slot's copy first: Ray's may be lost to a kill), its line logged,
-    then the report to Ray, with the checkpoint PB2 exploits and restores from."""
+    then the report to Ray, with the checkpoint PB2 exploits and restores from. A replayed round (``logged``
+    false) reports the slot's state it was loaded from, which is still on disk (the last two are kept)."""
     from ray import tune
 
     last = trainer.last_eval
     metrics = _metrics(trainer, before, started, eval_return=last.mean if last is not None else job.env.worst)
-    state = trainer.state_dict()
     if logged:
-        log.save_state(state, trainer.step)
+        log.save_state(trainer.state_dict(), trainer.step)
         metrics["chunk_s"] = round(time.perf_counter() - started, 3)
         log.append(_log_row(metrics, config))
     with tempfile.TemporaryDirectory() as folder:
-        save_atomic(state, Path(folder) / STATE_FILE)
+        # Ray's checkpoint is a copy of the slot's file (a replayed round's too): serialized once, not twice
+        shutil.copyfile(log.state_path(trainer.step), Path(folder) / STATE_FILE)
         metrics["chunk_s"] = round(time.perf_counter() - started, 3)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 

@@ -228,6 +228,11 @@ def _fmt(value: float, unit: str = "") -> str:
     return f"{value / 60:.1f} min" if unit == "min" else f"{value:,.0f}"
 
 
+def _ratio(ours: float, other: float) -> str:
+    """Two medians of env steps as a ratio; "n/a" when either arm never reached the line."""
+    return "n/a" if math.isinf(ours) or math.isinf(other) else f"{ours / other:.2f}"
+
+
 def arm_lines(
     records: Sequence[dict[str, Any]], env: BenchEnv, *, until_solved: bool
 ) -> tuple[list[str], dict[str, float]]:
@@ -273,7 +278,7 @@ def goal_lines(records: Sequence[dict[str, Any]], medians: dict[str, float], rep
     best_other = min(others) if others else math.inf
     ours = medians["self"]
     halved = math.isfinite(ours) and ours <= best_other / 2
-    ratio = "n/a" if math.isinf(ours) or math.isinf(best_other) else f"{ours / best_other:.2f}"
+    ratio = _ratio(ours, best_other)
     return [
         f"- Goal 1: (c) reaches the line in every repetition: **{'met' if every else 'not met'}**.",
         f"- Goal 2: (c)'s median env steps to the line at most 1/2 of the best of (a), (b), (d) (an unsolved "
@@ -293,7 +298,7 @@ def lamarck_lines(records: Sequence[dict[str, Any]], medians: dict[str, float]) 
         any(t["number"] == r["solved_trial"] and t.get(INHERITED_FROM) is not None for t in r["trials"]) for r in runs
     )
     ours, base = medians["lamarck"], medians["self"]
-    ratio = "n/a" if math.isinf(ours) or math.isinf(base) else f"{ours / base:.2f}"
+    ratio = _ratio(ours, base)
     lines = [
         f"- (e) against (c): median env steps to the line {_fmt(ours)} against {_fmt(base)} ((e)/(c) = {ratio}); "
         f"inherited trials per study {statistics.median(children):g} (median); the first trial to reach the line "
@@ -301,10 +306,9 @@ def lamarck_lines(records: Sequence[dict[str, Any]], medians: dict[str, float]) 
     ]
     if "boost" in medians:
         blind = medians["boost"]
-        ratio = "n/a" if math.isinf(ours) or math.isinf(blind) else f"{ours / blind:.2f}"
         lines.append(
             f"- (e) against its ablation (f), children at their parent's lr x {BOOST:g}: median env steps to the "
-            f"line {_fmt(ours)} against {_fmt(blind)} ((e)/(f) = {ratio})."
+            f"line {_fmt(ours)} against {_fmt(blind)} ((e)/(f) = {_ratio(ours, blind)})."
         )
     return lines
 
