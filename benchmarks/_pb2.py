@@ -14,7 +14,10 @@ sampler, seed and ``sample_zoo_dqn``), so every arm starts from the same configu
 bounds: it mutates the learning rate and 1 - gamma (in log10, the scale rl-zoo3 samples them on) and the
 exploration fraction and final epsilon, within rl-zoo3's ranges. The integer and categorical settings (batch
 size, train_freq, gradient steps, target update interval, network) keep each member's initial draw; an
-exploited member takes them over with the weights it copies (they come with its network and replay).
+exploited member takes them over with the weights it copies (they come with its network and replay). Where
+Ray's PB2 would hand a clone its base's values unchanged (its base has no reward change under its current
+values: the first round, or a base cloned at the last one), the clone explores anyway (``_pb2_explore.py``):
+an unchanged clone restores its base's RNGs with its weights, so it would train the same run bit for bit.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ METRIC = "eval_return"
 #: otherwise exploit at that step too and send a bottom member back to its last checkpoint to train again).
 DONE = "member_done"
 STATE_FILE = "trainer.pt"
+#: PB2's explore rule: Ray's, plus ``_pb2_explore.py``'s step where Ray's returns the base's values unchanged
+EXPLORE = "ray-pb2+from-latest"
 SETTINGS_FILE = "settings.json"  # in the members' folder: a resume needs the same
 
 
@@ -266,6 +271,7 @@ def _settings(job: PB2Job) -> dict[str, Any]:
         "interval": job.interval,
         "extra": list(job.extra),
         "until_solved": job.until_solved,
+        "explore": EXPLORE,
     }
 
 
@@ -280,6 +286,7 @@ def _tuner(job: PB2Job, members: list[dict[str, Any]], seed: list[dict[str, Any]
         folder=members_folder(job),
         seed=seed,
         resume_step=resume_step,
+        explore_seed=job.seed,
         time_attr="env_steps",
         metric=METRIC,
         mode="max",
@@ -348,6 +355,7 @@ def run_pb2(job: PB2Job) -> dict[str, Any]:
         resumed_at=resumed_at,
         population=job.population,
         member_steps=job.member_steps,
+        explore=EXPLORE,
     )
     return record
 

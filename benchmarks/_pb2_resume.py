@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ray.tune.schedulers.pb2 import PB2
+from _pb2_explore import ExploringPB2
 
 from dqnmap_auto.checkpoint import save_atomic
 
@@ -137,11 +137,12 @@ def find_resume(folder: Path, population: int, *, solved_at: float | None = None
     return Resume(step, members, [row for row in data if row["Time"] < step])
 
 
-class ResumablePB2(PB2):
-    """Ray Tune's PB2, plus: its data persisted by slot after each change, an earlier run's data (``seed``)
-    merged in before its first explore, each member kept in its slot through an exploit, and (``resume_step``)
-    the synchronous clock set to the round the resumed members report again: left at the first interval, PBT's
-    next barrier would become that same round once it is passed, and every member would wait paused for ever."""
+class ResumablePB2(ExploringPB2):
+    """Ray Tune's PB2 (exploring where Ray's skips it: ``_pb2_explore.py``), plus: its data persisted by slot
+    after each change, an earlier run's data (``seed``) merged in before its first explore, each member kept in
+    its slot through an exploit, and (``resume_step``) the synchronous clock set to the round the resumed members
+    report again: left at the first interval, PBT's next barrier would become that same round once it is passed,
+    and every member would wait paused for ever."""
 
     def __init__(
         self, *, folder: Path, seed: list[dict[str, Any]], resume_step: int | None = None, **kwargs: Any
