@@ -1,13 +1,14 @@
 """PB2's explore step where Ray Tune's PB2 skips it (automl_cold.py's arm (d)).
 
-Why: Ray's PB2 (``ray.tune.schedulers.pb2._explore``) fits its GP to the reward changes of every member, but it
-takes the point it explores from (the time and reward the new weights start at) from the *base* member's own
-rows, and only from rows whose hyperparameters did not change since the row before. When the base has no such
-row, Ray returns the base's config unchanged and adds nothing to the data. That happens at the first
-perturbation (no member has two rows yet) and whenever the base was itself cloned at the last round (its values
-are new). On CartPole's first population (2026-12-03) it happened in 5 of the first 10 exploits: four of the
-eight members were then the same run, bit for bit (a member's state includes its RNG), which spends half of the
-population's budget on copies and none on exploring.
+Why: Ray's PB2 (``ray.tune.schedulers.pb2._explore``) fits its GP to the reward changes of every member (a
+member's reward change between two of its rows under the same values), but it takes the point it explores from
+(the time and reward the new weights start at) from the *base* member's own reward changes. When the base has
+none, Ray returns the base's config unchanged and adds nothing to the data. That happens at the first
+perturbation (no member has two rows yet), and to a base that was itself copied unchanged: with no new row in
+the data, its one row under its new values gives no change at its next report, so the copies cascade. On
+CartPole's first population (2026-12-03) 3 of the first 8 exploits were such copies (both of the first round's,
+and a copy of one of them): four of the eight members were then the same run, bit for bit (a member's state
+includes its RNGs), half of the population's budget spent on one run.
 
 What this does instead: the new values come from the same GP-UCB step (Ray's ``_select_config``), fitted to the
 same reward changes, with the base's latest time and reward as the point to explore from; with no reward change
@@ -67,9 +68,10 @@ class ExploringPB2(PB2):
                 _select_config(inputs, changes["y"].to_numpy(dtype=float), self.current, start, bounds, N_FIXED)
             )
         config = dict(trial_to_clone.config)
-        config.update({name: type(config[name])(value) for name, value in zip(names, values, strict=True)})
-        entry = {"Trial": str(trial), "Time": base["Time"], **dict(zip(names, values, strict=True))}
-        self.data = pd.concat([self.data, pd.DataFrame([{**entry, "Reward": base["Reward"]}])]).reset_index(drop=True)
+        chosen_values = {name: type(config[name])(value) for name, value in zip(names, values, strict=True)}
+        config.update(chosen_values)  # the data holds the same cast values, so the clone's next row is a change
+        entry = {"Trial": str(trial), "Time": base["Time"], **chosen_values, "Reward": base["Reward"]}
+        self.data = pd.concat([self.data, pd.DataFrame([entry])]).reset_index(drop=True)
         chosen = values.reshape(1, -1)
         if self.data["Time"].max() > self.last_exploration_time:
             self.last_exploration_time = self.data["Time"].max()
